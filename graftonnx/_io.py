@@ -1,0 +1,62 @@
+"""Atomic file output: never leave a half-written file behind.
+
+Everything graftonnx writes goes through :func:`atomic_write`: the data is written to a
+temporary file in the destination folder and renamed over the target only once it is
+complete, so an interrupted run or a failed check leaves either the old file or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput
+
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "check_output_path"]
+
+
+def check_output_path(path: str | os.PathLike[str], force: bool = False) -> Path:
+    """Validate an output path before any work is done (so errors come early)."""
+    p = Path(path)
+    if not p.parent.exists() and str(p.parent) not in ("", "."):
+        raise BadInput(f"output directory {p.parent} does not exist: create it first or choose another -o")
+    if p.exists() and not force:
+        raise BadInput(f"output {p} already exists: pass --force to overwrite it")
+    if p.exists() and p.is_dir():
+        raise BadInput(f"output {p} is a directory: give a file path")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary sibling of ``path``; rename it over ``path`` only on success."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise BadInput(f"cannot write {target}: {exc.strerror}; check the folder exists and is writable") from None
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

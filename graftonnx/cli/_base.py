@@ -1,0 +1,49 @@
+"""The click group, shared options and the error-to-exit-code bridge."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .._version import __version__
+from ..errors import GraftError
+
+__all__ = ["main", "run_api", "echo_json", "GraftGroup"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class GraftGroup(click.Group):
+    """A click group that turns GraftError into one line + exit code, and click usage errors into exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GraftError as exc:
+            click.echo(f"graftonnx: error: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("graftonnx: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=GraftGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="graftonnx")
+def main() -> None:
+    """graftonnx: graft linearity into ONNX classifiers so verifiers certify them faster.
+
+    Typical flow: inspect → score → graft (or plan, then graft --plan) → finetune → export → verify → report.
+    """
+
+
+def run_api(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call an API function; GraftErrors propagate to the group, which prints them."""
+    return fn(*args, **kwargs)
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))

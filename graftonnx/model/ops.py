@@ -1,0 +1,46 @@
+"""The per-op contract: which ONNX ops graftonnx can analyse, bound and convert.
+
+Why one list: ``inspect`` rejects a graph early (naming the node) when it uses an op
+outside this set, and the tests check that the interval (IBP) builder and the torch
+converter both cover every op listed here, so the three never drift apart.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SUPPORTED_OPS", "CONTROL_FLOW_OPS", "LINEAR_PRODUCERS", "NORMALISATION_OPS"]
+
+#: Ops that every stage (inspect, IBP in onnxruntime, torch round trip) supports.
+SUPPORTED_OPS: frozenset[str] = frozenset(
+    {
+        "Add",
+        "AveragePool",
+        "BatchNormalization",
+        "Concat",
+        "Constant",
+        "Conv",
+        "Div",
+        "Dropout",
+        "Flatten",
+        "Gemm",
+        "Identity",
+        "MatMul",
+        "MaxPool",
+        "Mul",
+        "Neg",
+        "Relu",
+        "Reshape",
+        "Squeeze",
+        "Sub",
+        "Transpose",
+        "Unsqueeze",
+    }
+)
+
+#: Ops that make a graph data-dependent; no bound method here can handle them.
+CONTROL_FLOW_OPS: frozenset[str] = frozenset({"If", "Loop", "Scan"})
+
+#: Producers that α,β-CROWN's branching heuristics accept as the input of a Relu.
+LINEAR_PRODUCERS: frozenset[str] = frozenset({"Conv", "Gemm", "MatMul", "Add", "BatchNormalization"})
+
+#: Elementwise ops with a constant operand that count as in-graph input normalisation.
+NORMALISATION_OPS: frozenset[str] = frozenset({"Sub", "Div", "Mul", "Add"})

@@ -1,0 +1,117 @@
+"""Running ONNX models in onnxruntime, batched, with intermediate tensors exposed.
+
+Why this exists: the shared VNN-COMP nets fix their batch axis to 1, but scoring runs
+thousands of images.  :func:`with_dynamic_batch` makes the batch axis symbolic on a
+copy of the graph (the model written to disk keeps its original shapes), and
+:class:`OrtRunner` runs that copy in mini-batches, returning any intermediate tensors
+asked for (e.g. every Relu's pre-activation).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+from .info import graph_inputs
+
+__all__ = ["with_dynamic_batch", "expose", "OrtRunner", "tensor_shapes", "session"]
+
+BATCH = "N"
+
+
+def _set_batch(vi: onnx.ValueInfoProto) -> None:
+    dims = vi.type.tensor_type.shape.dim
+    if len(dims):
+        dims[0].Clear()
+        dims[0].dim_param = BATCH
+
+
+def with_dynamic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose input/output batch axis is symbolic.
+
+    Reshape targets that hard-code the batch as 1 get -1 instead, and stale
+    ``value_info`` entries are dropped (onnxruntime re-infers them).
+    """
+    m = copy.deepcopy(model)
+    for vi in list(graph_inputs(m)) + list(m.graph.output):
+        _set_batch(vi)
+    del m.graph.value_info[:]
+    shape_consts = {n.input[1] for n in m.graph.node if n.op_type == "Reshape" and len(n.input) > 1}
+    for init in m.graph.initializer:
+        if init.name in shape_consts:
+            arr = numpy_helper.to_array(init)
+            if arr.ndim == 1 and arr.size >= 2 and arr[0] == 1 and -1 not in arr:
+                arr = arr.copy()
+                arr[0] = -1
+                init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    for node in m.graph.node:
+        if node.op_type == "Constant" and node.output[0] in shape_consts:
+            attr = next(a for a in node.attribute if a.name == "value")
+            arr = numpy_helper.to_array(attr.t)
+            if arr.ndim == 1 and arr.size >= 2 and arr[0] == 1 and -1 not in arr:
+                arr = arr.copy()
+                arr[0] = -1
+                attr.t.CopyFrom(numpy_helper.from_array(arr))
+    return m
+
+
+def expose(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
+    """A copy of ``model`` with the tensors ``names`` added as graph outputs (float, shape free)."""
+    m = copy.deepcopy(model)
+    have = {o.name for o in m.graph.output}
+    for name in names:
+        if name not in have:
+            m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+            have.add(name)
+    return m
+
+
+def session(model: onnx.ModelProto, threads: int = 0) -> ort.InferenceSession:
+    """An onnxruntime CPU session; ``threads=0`` lets onnxruntime choose."""
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+class OrtRunner:
+    """Run a model in mini-batches, returning the graph outputs plus ``extra`` tensors."""
+
+    def __init__(self, model: onnx.ModelProto, extra: Sequence[str] = (), batch_size: int = 256) -> None:
+        self.extra = list(extra)
+        dyn = with_dynamic_batch(model)
+        self.output_names = [o.name for o in dyn.graph.output]
+        self.sess = session(expose(dyn, self.extra))
+        self.input_name = graph_inputs(dyn)[0].name
+        self.batch_size = batch_size
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """All outputs and extras for the whole of ``x`` (concatenated over mini-batches)."""
+        names = self.output_names + [e for e in self.extra if e not in self.output_names]
+        parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        for start in range(0, len(x), self.batch_size):
+            outs = self.sess.run(names, {self.input_name: x[start:start + self.batch_size]})
+            for n, o in zip(names, outs, strict=True):
+                parts[n].append(o)
+        return {n: np.concatenate(v, axis=0) for n, v in parts.items()}
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.run(x)[self.output_names[0]]
+
+
+def tensor_shapes(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Per-sample shapes (batch axis dropped) of ``names``, found by running one zero input."""
+    inp = graph_inputs(model)[0]
+    dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+            for d in inp.type.tensor_type.shape.dim]
+    dims[0] = 1
+    runner = OrtRunner(model, list(names), batch_size=1)
+    outs = runner.run(np.zeros(dims, dtype=np.float32))
+    return {n: tuple(int(s) for s in outs[n].shape[1:]) for n in names}
