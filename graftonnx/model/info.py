@@ -149,7 +149,8 @@ def _check_io(model: onnx.ModelProto) -> tuple[TensorInfo, ...]:
             raise UnsupportedModel(f"input {t.name!r} has dynamic dimensions {t.dims} beyond the batch axis: "
                                    "fix them (e.g. with onnxsim --overwrite-input-shape)")
         if t.dims[0] not in (None, 1):
-            raise UnsupportedModel(f"input {t.name!r} has a fixed batch size {t.dims[0]}: export with batch 1 or dynamic")
+            raise UnsupportedModel(f"input {t.name!r} has a fixed batch size {t.dims[0]}: "
+                                   "export with batch 1 or a dynamic batch")
     return ins
 
 
