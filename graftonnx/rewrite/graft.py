@@ -1,0 +1,126 @@
+"""The graft rewrite: chosen neurons of a Relu become ``a·z + b``, exactly.
+
+Form (specs/rewrite.md has the full specification and the reasons)::
+
+    z ─ Mul(keep) ─ Add(zero) ─ Relu ─┐
+    z ─ Mul(a⊙m) ─ Add(b⊙m) ──────────┴─ Add ─▶ y      (m = graft mask, keep = 1 − m)
+
+* non-grafted neurons: keep = 1, a⊙m = b⊙m = 0, so ``y = Relu(z)`` bit for bit;
+* grafted neurons: the Relu is fed an identically-zero input (l = u = 0: stable for
+  every verifier) and ``y = a·z + b``;
+* every Relu stays fed by an ``Add`` — α,β-CROWN's branching heuristics accept Add but
+  crash on a Relu fed by Mul (``NotImplementedError: BoundMul``);
+* no weight is duplicated, so finetuning the weights needs no tying: the masks are the
+  only new constants, and ``a``/``b`` are initialisers named in metadata.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from .._version import __version__
+from ..errors import BadInput
+from ..model.info import ModelInfo, ReluSite, inspect_model
+from ..planning.plan import GraftPlan, LayerPlan
+
+__all__ = ["apply_plan", "GRAFTS_KEY", "PROVENANCE_KEY", "graft_records", "layer_tensors"]
+
+GRAFTS_KEY = "graftonnx.grafts"
+PROVENANCE_KEY = "graftonnx.provenance"
+
+
+def graft_records(model: onnx.ModelProto) -> list[dict[str, object]]:
+    """The ``graftonnx.grafts`` metadata of a model (empty list if it was never grafted)."""
+    for p in model.metadata_props:
+        if p.key == GRAFTS_KEY:
+            return list(json.loads(p.value))
+    return []
+
+
+def layer_tensors(lp: LayerPlan, site: ReluSite) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(keep, a⊙m, b⊙m)`` as float32 arrays broadcastable to (1, *site.shape)."""
+    if lp.granularity == "channel":
+        units, shape = site.channels, (1, site.channels) + (1,) * (len(site.shape) - 1)
+    else:
+        units, shape = site.size, (1, *site.shape)
+    m = np.zeros(units, np.float32)
+    a = np.zeros(units, np.float32)
+    b = np.zeros(units, np.float32)
+    idx = np.asarray(lp.indices, dtype=np.int64)
+    m[idx] = 1.0
+    a[idx] = np.asarray(lp.a, np.float32)
+    b[idx] = np.asarray(lp.b, np.float32)
+    return (1.0 - m).reshape(shape), a.reshape(shape), b.reshape(shape)
+
+
+def _graft_site(graph: gs.Graph, relu: gs.Node, lp: LayerPlan, site: ReluSite) -> dict[str, object]:
+    keep, a, b = layer_tensors(lp, site)
+    p = site.name
+    z, y = relu.inputs[0], relu.outputs[0]
+    c_keep = gs.Constant(f"{p}/graft_keep", keep)
+    c_zero = gs.Constant(f"{p}/graft_zero", np.zeros((1,), np.float32))
+    c_a = gs.Constant(f"{p}/graft_a", a)
+    c_b = gs.Constant(f"{p}/graft_b", b)
+    v = {k: gs.Variable(f"{p}/graft_{k}_out", dtype=np.float32) for k in ("kept", "shifted", "relu", "az", "line")}
+    relu.inputs = [v["shifted"]]
+    relu.outputs = [v["relu"]]
+    graph.nodes.extend([
+        gs.Node("Mul", f"{p}/graft_keep_mul", inputs=[z, c_keep], outputs=[v["kept"]]),
+        gs.Node("Add", f"{p}/graft_zero_add", inputs=[v["kept"], c_zero], outputs=[v["shifted"]]),
+        gs.Node("Mul", f"{p}/graft_a_mul", inputs=[z, c_a], outputs=[v["az"]]),
+        gs.Node("Add", f"{p}/graft_b_add", inputs=[v["az"], c_b], outputs=[v["line"]]),
+        gs.Node("Add", f"{p}/graft_sum", inputs=[v["relu"], v["line"]], outputs=[y]),
+    ])
+    return {"site": p, "keep": c_keep.name, "a": c_a.name, "b": c_b.name,
+            "granularity": lp.granularity, "count": lp.count, "fixed": lp.fixed}
+
+
+def _finish(graph: gs.Graph, original: onnx.ModelProto, records: list[dict[str, object]],
+            provenance: dict[str, object]) -> onnx.ModelProto:
+    graph.cleanup().toposort()
+    out = gs.export_onnx(graph, do_type_check=True)
+    out.ir_version = original.ir_version
+    del out.opset_import[:]
+    out.opset_import.extend(original.opset_import)
+    out.producer_name, out.producer_version = original.producer_name, original.producer_version
+    out.doc_string, out.domain, out.model_version = original.doc_string, original.domain, original.model_version
+    meta = {p.key: p.value for p in original.metadata_props}
+    old = json.loads(meta.get(GRAFTS_KEY, "[]"))
+    meta[GRAFTS_KEY] = json.dumps(old + records)
+    meta[PROVENANCE_KEY] = json.dumps(provenance | {"tool": f"graftonnx {__version__}"})
+    del out.metadata_props[:]
+    for k, val in meta.items():
+        out.metadata_props.add(key=k, value=val)
+    # keep the declared input/output shapes exactly as they were
+    for old_vi, new_vi in zip(list(original.graph.output), list(out.graph.output), strict=True):
+        new_vi.CopyFrom(old_vi)
+    return out
+
+
+def apply_plan(model: onnx.ModelProto, plan: GraftPlan, info: ModelInfo | None = None) -> onnx.ModelProto:
+    """A new model with ``plan`` grafted in; the input model is not modified.
+
+    The result passes ``onnx.checker`` (full check) and keeps the input/output names and
+    shapes, node names of untouched nodes, opset and metadata (plus graftonnx's keys).
+    """
+    info = info or inspect_model(model)
+    plan.validate(info)
+    done = {str(r["site"]) for r in graft_records(model)}
+    for lp in plan.layers:
+        if lp.site in done and lp.indices:
+            raise BadInput(f"site {lp.site!r} is already grafted in this model: graft the original model instead")
+    graph = gs.import_onnx(model)
+    relus = {n.name: n for n in graph.nodes if n.op == "Relu"}
+    records = [_graft_site(graph, relus[lp.site], lp, info.site(lp.site)) for lp in plan.layers if lp.indices]
+    from dataclasses import asdict
+
+    out = _finish(graph, model, records, asdict(plan.provenance))
+    try:
+        onnx.checker.check_model(out, full_check=True)
+    except Exception as exc:  # pragma: no cover - a bug in the rewrite, not user input
+        raise RuntimeError(f"grafted model fails onnx.checker: {exc}") from exc
+    return out
