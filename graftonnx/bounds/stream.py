@@ -1,0 +1,105 @@
+"""Streaming bounds over many images: ε-boxes, per-batch bounds, unstable-neuron counts.
+
+Why streaming: scoring and UNR statistics need bounds for 1000+ images, but only
+per-neuron *counts* survive; the bounds of one batch (for resnet_2b about 50 KB per
+image and side) are reduced and dropped before the next batch is computed, so memory
+stays flat however many images are scored.  ``x`` may be a memory-mapped array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from ..errors import BadInput
+from ..model.info import ReluSite
+from .base import BOUND_METHODS, SiteBounds
+
+__all__ = ["eps_box", "iter_site_bounds", "unstable_counts", "UnstableCounts"]
+
+
+def _outward(exact: np.ndarray, down: bool) -> np.ndarray:
+    """float32 rounding of ``exact`` (float64) that never moves inside the box."""
+    f = exact.astype(np.float32)
+    bad = f > exact if down else f < exact
+    if np.any(bad):
+        f[bad] = np.nextafter(f[bad], np.float32(-np.inf if down else np.inf))
+    return f
+
+
+def eps_box(x: np.ndarray, eps: float, input_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The L∞ ball of radius ``eps`` around ``x`` (raw pixel space), clipped to ``input_range``.
+
+    Computed in float64 and rounded outwards to float32, so the box always contains the
+    real ε-ball; the clip keeps it inside the valid pixel range (as the verifiers do).
+    """
+    if not np.isfinite(eps) or eps < 0:
+        raise BadInput(f"eps {eps} is not a finite non-negative number: give eps >= 0 on the raw pixel scale")
+    a, z = float(input_range[0]), float(input_range[1])
+    if not a <= z:
+        raise BadInput(f"input range {input_range} is empty: give (low, high) with low <= high")
+    x64 = np.asarray(x, dtype=np.float64)
+    lo = np.clip(_outward(x64 - eps, down=True), np.float32(a), np.float32(z))
+    hi = np.clip(_outward(x64 + eps, down=False), np.float32(a), np.float32(z))
+    return lo, hi
+
+
+def iter_site_bounds(method: str, model: onnx.ModelProto, x: np.ndarray, eps: float,
+                     input_range: tuple[float, float], sites: Sequence[ReluSite],
+                     batch_size: int = 256) -> Iterator[tuple[slice, dict[str, SiteBounds]]]:
+    """Yield ``(slice of x, {site.name: SiteBounds})`` batch by batch over the ε-boxes of ``x``.
+
+    ``model`` takes raw pixels (normalisation already folded in); ``method`` is a key of
+    :data:`BOUND_METHODS` (``"ibp"``, ``"crown"``...).
+    """
+    fn = BOUND_METHODS.get(method)
+    if batch_size < 1:
+        raise BadInput(f"batch size {batch_size} must be at least 1")
+    for start in range(0, len(x), batch_size):
+        sl = slice(start, min(start + batch_size, len(x)))
+        lo, hi = eps_box(x[sl], eps, input_range)
+        yield sl, fn(model, lo, hi, sites)
+
+
+@dataclass(frozen=True, eq=False)
+class UnstableCounts:
+    """Unstable-ReLU statistics over ``n_images`` ε-boxes.
+
+    ``per_neuron[site]``: int array of the site's shape, how many images leave that neuron
+    unstable (l < 0 < u).  ``per_image[site]``: int array (n_images,), unstable neurons of
+    that site per image.  ``sizes[site]``: neurons in the site.
+    """
+
+    n_images: int
+    per_neuron: dict[str, np.ndarray]
+    per_image: dict[str, np.ndarray]
+    sizes: dict[str, int]
+
+    @property
+    def image_totals(self) -> np.ndarray:
+        """Unstable neurons per image summed over all sites, shape (n_images,)."""
+        return sum((v for v in self.per_image.values()), np.zeros(self.n_images, dtype=np.int64))
+
+    @property
+    def unr(self) -> float:
+        """Unstable neuron ratio: mean over images of unstable / all ReLU neurons."""
+        total = sum(self.sizes.values())
+        return float(self.image_totals.mean() / total) if self.n_images and total else 0.0
+
+
+def unstable_counts(method: str, model: onnx.ModelProto, x: np.ndarray, eps: float,
+                    input_range: tuple[float, float], sites: Sequence[ReluSite],
+                    batch_size: int = 256) -> UnstableCounts:
+    """Count unstable neurons per neuron and per image, streaming the bounds batch by batch."""
+    n = len(x)
+    per_neuron = {s.name: np.zeros(s.shape, dtype=np.int64) for s in sites}
+    per_image = {s.name: np.zeros(n, dtype=np.int64) for s in sites}
+    for sl, bounds in iter_site_bounds(method, model, x, eps, input_range, sites, batch_size):
+        for s in sites:
+            u = bounds[s.name].unstable()
+            per_neuron[s.name] += u.sum(axis=0)
+            per_image[s.name][sl] = u.reshape(len(u), -1).sum(axis=1)
+    return UnstableCounts(n, per_neuron, per_image, {s.name: s.size for s in sites})
