@@ -1,5 +1,9 @@
 """Planning stage: choose which neurons to graft and with which initial lines."""
 
+from .build import make_plan, resolve_layers
+from .init import INITS, fit_lines
 from .plan import GRANULARITIES, GraftPlan, LayerPlan, Provenance
+from .select import SELECTORS, Selection, count_for, lambda_schedule, rank_normalise, select_units
 
-__all__ = ["GRANULARITIES", "GraftPlan", "LayerPlan", "Provenance"]
+__all__ = ["make_plan", "resolve_layers", "INITS", "fit_lines", "GRANULARITIES", "GraftPlan", "LayerPlan",
+           "Provenance", "SELECTORS", "Selection", "count_for", "lambda_schedule", "rank_normalise", "select_units"]

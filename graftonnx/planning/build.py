@@ -1,0 +1,72 @@
+"""From scores to a GraftPlan: restrict layers, select units, attach initial lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import BadInput
+from ..model.info import ModelInfo
+from ..scoring.table import ScoreTable
+from .init import INITS
+from .plan import GRANULARITIES, GraftPlan, LayerPlan, Provenance
+from .select import Selection, select_units
+
+__all__ = ["resolve_layers", "make_plan"]
+
+
+def resolve_layers(info: ModelInfo, layers: Sequence[str] | None) -> list[str]:
+    """Site names from names or indices (as ``inspect`` numbers them); all sites when None."""
+    if not layers:
+        return [s.name for s in info.relus]
+    names = [s.name for s in info.relus]
+    out: list[str] = []
+    for item in layers:
+        item = item.strip()
+        if item in names:
+            out.append(item)
+        elif item.lstrip("-").isdigit() and -len(names) <= int(item) < len(names):
+            out.append(names[int(item)])
+        else:
+            raise BadInput(f"--layers {item!r} is neither a ReLU site name nor an index 0..{len(names) - 1}; "
+                           "see `graftonnx inspect`")
+    return list(dict.fromkeys(out))
+
+
+def make_plan(table: ScoreTable, info: ModelInfo, sel: Selection, *, granularity: str = "neuron",
+              init: str = "const", layers: Sequence[str] | None = None,
+              activations: dict[str, np.ndarray] | None = None, provenance: Provenance | None = None) -> GraftPlan:
+    """Choose units by ``sel`` over the ``layers`` (default all) and give them initial lines.
+
+    ``activations`` (site → (N, size) pre-activations on the data) is needed for ``init="fit"``.
+    The ``prune`` criterion always uses a = b = 0 and marks the lines fixed.
+    """
+    if granularity not in GRANULARITIES:
+        raise BadInput(f"--granularity {granularity!r} must be one of {', '.join(GRANULARITIES)}")
+    if sel.criterion == "prune":
+        init = "zero"
+    init_fn = INITS.get(init)
+    if init == "fit" and activations is None:
+        raise BadInput("--init fit needs data to observe pre-activations: pass --data")
+    names = resolve_layers(info, layers)
+    scores = [table.site(n) for n in names]
+    if granularity == "channel":
+        pairs = [s.per_channel() for s in scores]
+    else:
+        pairs = [(s.instability, s.significance) for s in scores]
+    chosen = select_units([p[0] for p in pairs], [p[1] for p in pairs], sel)
+    out = []
+    for name, idx in zip(names, chosen, strict=True):
+        if idx.size == 0:
+            continue
+        site = info.site(name)
+        units = site.channels if granularity == "channel" else site.size
+        z = None
+        if activations is not None:
+            zs = activations[name].reshape(-1, units, site.size // units)
+            z = zs[:, idx, :]
+        a, b = init_fn(z, idx.size)
+        out.append(LayerPlan(name, granularity, tuple(int(i) for i in idx), tuple(float(v) for v in a),
+                             tuple(float(v) for v in b), fixed=sel.criterion == "prune"))
+    return GraftPlan(tuple(out), provenance or Provenance())

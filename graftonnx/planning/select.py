@@ -1,0 +1,133 @@
+"""Neuron selection: which units to graft, from instability and significance scores.
+
+The schedule (specs/selection.md): scores are rank-normalised to [0, 1]; the K units to
+graft are chosen in ``stages`` equal slices; in slice j the not-yet-chosen units with
+the highest ``λ_j·s_u + (1 − λ_j)·(1 − s_i)`` are taken, with λ_j falling linearly from 1
+(first slice: most unstable) to 0 (last slice: least significant).  So a small graft
+takes the unstable neurons, and a large one leans on insignificance to keep accuracy —
+the paper's "λ decays from 1 to 0 along with the total number of grafted neurons".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import BadInput
+from ..registry import Registry
+
+__all__ = ["Selection", "SELECTORS", "rank_normalise", "lambda_schedule", "select_units", "count_for"]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How many units to choose and how: the knobs of ``graftonnx plan``."""
+
+    criterion: str = "combined"
+    ratio: float | None = None
+    count: int | None = None
+    scope: str = "global"
+    stages: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.ratio is None) == (self.count is None):
+            raise BadInput("give exactly one of --ratio or --count")
+        if self.ratio is not None and not 0.0 <= self.ratio <= 1.0:
+            raise BadInput(f"--ratio {self.ratio} is outside [0, 1]: it is the fraction of units to graft")
+        if self.count is not None and self.count < 0:
+            raise BadInput(f"--count {self.count} is negative: give how many units to graft")
+        if self.scope not in ("global", "per-layer"):
+            raise BadInput(f"scope {self.scope!r} must be global or per-layer")
+        if self.stages < 1:
+            raise BadInput("--stages must be at least 1")
+
+
+def rank_normalise(scores: np.ndarray) -> np.ndarray:
+    """Average ranks scaled to [0, 1] (ties share a rank; a constant vector maps to 0.5)."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    n = s.size
+    if n == 0:
+        return s
+    order = np.argsort(s, kind="stable")
+    ranks = np.empty(n, dtype=np.float64)
+    sorted_s = s[order]
+    # average rank over runs of equal values
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_s)) + 1]
+    ends = np.r_[starts[1:], n]
+    for a, b in zip(starts, ends, strict=True):
+        ranks[order[a:b]] = (a + b - 1) / 2.0
+    return ranks / (n - 1) if n > 1 else np.full(1, 0.5)
+
+
+def lambda_schedule(stages: int) -> np.ndarray:
+    """λ per slice, linearly from 1 to 0 (a single slice uses λ = 0.5)."""
+    return np.linspace(1.0, 0.0, stages) if stages > 1 else np.array([0.5])
+
+
+def count_for(units: int, sel: Selection) -> int:
+    """How many of ``units`` the selection grafts (ratio rounded to nearest, count capped)."""
+    if sel.count is not None:
+        return min(sel.count, units)
+    return int(round(float(sel.ratio) * units))
+
+
+Selector = Callable[[np.ndarray, np.ndarray, int, Selection], np.ndarray]
+#: criterion name → ``fn(s_u, s_i, k, sel) -> chosen unit indices`` (s_u, s_i rank-normalised).
+SELECTORS: Registry[Selector] = Registry("criterion")
+
+
+def _staged(s_u: np.ndarray, s_i: np.ndarray, k: int, lambdas: Sequence[float]) -> np.ndarray:
+    chosen = np.zeros(s_u.size, dtype=bool)
+    slices = np.array_split(np.arange(k), len(lambdas))
+    for lam, part in zip(lambdas, slices, strict=True):
+        if not part.size:
+            continue
+        score = lam * s_u + (1.0 - lam) * (1.0 - s_i)
+        score = np.where(chosen, -np.inf, score)
+        # stable order: ties broken by unit index, so plans are reproducible
+        take = np.argsort(-score, kind="stable")[: part.size]
+        chosen[take] = True
+    return np.flatnonzero(chosen)
+
+
+@SELECTORS.register("combined", "prune")
+def _combined(s_u: np.ndarray, s_i: np.ndarray, k: int, sel: Selection) -> np.ndarray:
+    return _staged(s_u, s_i, k, lambda_schedule(sel.stages))
+
+
+@SELECTORS.register("instability")
+def _instability(s_u: np.ndarray, s_i: np.ndarray, k: int, sel: Selection) -> np.ndarray:
+    return _staged(s_u, s_i, k, [1.0])
+
+
+@SELECTORS.register("significance")
+def _significance(s_u: np.ndarray, s_i: np.ndarray, k: int, sel: Selection) -> np.ndarray:
+    return _staged(s_u, s_i, k, [0.0])
+
+
+@SELECTORS.register("random")
+def _random(s_u: np.ndarray, s_i: np.ndarray, k: int, sel: Selection) -> np.ndarray:
+    rng = np.random.default_rng(sel.seed)
+    return np.sort(rng.choice(s_u.size, size=k, replace=False))
+
+
+def select_units(instability: Sequence[np.ndarray], significance: Sequence[np.ndarray],
+                 sel: Selection) -> list[np.ndarray]:
+    """Chosen unit indices per site, given raw per-unit scores per site.
+
+    ``global`` ranks all sites' units together and picks K of them in total; ``per-layer``
+    ranks and picks within each site separately.
+    """
+    fn = SELECTORS.get(sel.criterion)
+    if sel.scope == "per-layer":
+        return [np.sort(fn(rank_normalise(u), rank_normalise(i), count_for(u.size, sel), sel))
+                for u, i in zip(instability, significance, strict=True)]
+    sizes = [u.size for u in instability]
+    all_u = rank_normalise(np.concatenate([np.ravel(u) for u in instability]))
+    all_i = rank_normalise(np.concatenate([np.ravel(i) for i in significance]))
+    picked = np.sort(fn(all_u, all_i, count_for(all_u.size, sel), sel))
+    bounds = np.cumsum([0, *sizes])
+    return [picked[(picked >= lo) & (picked < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -1,0 +1,73 @@
+"""Scoring: instability (bounds over ε-balls) and significance for every ReLU neuron."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+from tqdm.auto import tqdm
+
+from ..data.dataset import Dataset
+from ..errors import BadInput
+from ..model.info import ModelInfo, ReluSite, inspect_model
+from ..model.runtime import OrtRunner
+from ..model.transform import prepend_normalisation
+from .significance import SIGNIFICANCE, ScoringContext
+from .table import ScoreTable, SiteScore
+
+__all__ = ["prepared_model", "labels_for", "instability_counts", "score_model"]
+
+
+def prepared_model(model: onnx.ModelProto, data: Dataset) -> onnx.ModelProto:
+    """The model taking raw pixels: the dataset's mean/std folded into the graph."""
+    return prepend_normalisation(model, data.mean, data.std, data.channel_axis)
+
+
+def labels_for(model: onnx.ModelProto, data: Dataset, batch_size: int = 256) -> np.ndarray:
+    """The dataset's labels, or the model's own predictions for unlabelled (synthetic) data."""
+    if data.y is not None:
+        return np.asarray(data.y, dtype=np.int64)
+    return OrtRunner(model, batch_size=batch_size).logits(data.x).argmax(axis=1).astype(np.int64)
+
+
+def instability_counts(model: onnx.ModelProto, data: Dataset, sites: Sequence[ReluSite], eps: float,
+                       bound: str = "ibp", batch_size: int = 256,
+                       progress: bool = True) -> dict[str, np.ndarray]:
+    """Per site, per neuron: the number of images whose ε-ball makes the neuron unstable."""
+    from ..bounds.stream import iter_site_bounds
+
+    counts = {s.name: np.zeros(s.size, dtype=np.int64) for s in sites}
+    bar = tqdm(total=len(data), desc=f"bounds ({bound}, eps={eps:g})", unit="img", disable=not progress,
+               leave=False)
+    for part, bounds in iter_site_bounds(bound, model, data.x, eps, data.input_range, sites, batch_size):
+        for s in sites:
+            counts[s.name] += bounds[s.name].unstable().reshape(-1, s.size).sum(axis=0)
+        bar.update(part.stop - part.start)
+    bar.close()
+    return counts
+
+
+def score_model(model: onnx.ModelProto, data: Dataset, *, eps: float, bound: str = "ibp",
+                significance: str = "grad", info: ModelInfo | None = None, batch_size: int = 256,
+                progress: bool = True, model_name: str = "") -> ScoreTable:
+    """Instability and significance scores for every ReLU neuron of ``model`` on ``data``.
+
+    Instability of a neuron = fraction of images whose L∞ ε-ball (raw pixel space,
+    clipped to the valid range) makes it unstable (l < 0 < u) under ``bound``.
+    """
+    if not eps >= 0:
+        raise BadInput(f"--eps {eps} is negative: give the L∞ radius in raw pixel units (e.g. 0.02)")
+    if len(data) == 0:
+        raise BadInput(f"dataset {data.source} is empty: give at least one image")
+    criterion = SIGNIFICANCE.get(significance)
+    info = info or inspect_model(model)
+    prepared = prepared_model(model, data)
+    sites = info.relus
+    counts = instability_counts(prepared, data, sites, eps, bound, batch_size, progress)
+    ctx = ScoringContext(prepared, data.x, labels_for(prepared, data, batch_size), sites, batch_size)
+    sig = criterion(ctx)
+    n = len(data)
+    scores = tuple(SiteScore(s.name, s.shape, counts[s.name] / n, np.asarray(sig[s.name], np.float64).ravel(),
+                             float(counts[s.name].sum() / n)) for s in sites)
+    return ScoreTable(scores, float(eps), bound, significance, n, data.describe(), model_name)

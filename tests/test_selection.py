@@ -1,0 +1,87 @@
+"""Selection: rank normalisation, the λ schedule, criteria, scopes and initial lines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graftonnx.errors import BadInput
+from graftonnx.planning import (
+    Selection,
+    count_for,
+    fit_lines,
+    lambda_schedule,
+    rank_normalise,
+    select_units,
+)
+
+
+def test_rank_normalise_handles_ties_and_range():
+    r = rank_normalise(np.array([5.0, 1.0, 1.0, 9.0]))
+    np.testing.assert_allclose(r, [2 / 3, 1 / 6, 1 / 6, 1.0])
+    assert rank_normalise(np.array([3.0])).tolist() == [0.5]
+
+
+def test_lambda_schedule_decays_from_one_to_zero():
+    np.testing.assert_allclose(lambda_schedule(5), [1.0, 0.75, 0.5, 0.25, 0.0])
+
+
+def test_instability_only_takes_most_unstable():
+    s_u = np.array([0.0, 0.9, 0.5, 0.2])
+    s_i = np.array([0.0, 1.0, 0.0, 0.0])  # significance must not matter
+    (picked,) = select_units([s_u], [s_i], Selection("instability", ratio=0.5))
+    assert picked.tolist() == [1, 2]
+
+
+def test_significance_only_takes_least_significant():
+    s_u = np.array([1.0, 1.0, 0.0, 0.0])
+    s_i = np.array([0.3, 0.9, 0.1, 0.5])
+    (picked,) = select_units([s_u], [s_i], Selection("significance", ratio=0.5))
+    assert picked.tolist() == [0, 2]
+
+
+def test_combined_starts_unstable_then_insignificant():
+    # 10 units: unit 0 most unstable but very significant; unit 9 stable but least significant
+    s_u = np.linspace(1.0, 0.0, 10)
+    s_i = np.linspace(1.0, 0.0, 10)
+    (two,) = select_units([s_u], [s_i], Selection("combined", count=2, stages=2))
+    assert two.tolist() == [0, 9]  # slice 1 (λ=1) takes the most unstable, slice 2 (λ=0) the least significant
+
+
+def test_global_vs_per_layer_counts():
+    u = [np.arange(10.0), np.zeros(4)]
+    i = [np.zeros(10), np.zeros(4)]
+    glob = select_units(u, i, Selection("instability", ratio=0.5))
+    assert sum(p.size for p in glob) == 7 and glob[0].size >= 5
+    per = select_units(u, i, Selection("instability", ratio=0.5, scope="per-layer"))
+    assert [p.size for p in per] == [5, 2]
+
+
+def test_random_is_seeded():
+    u, i = [np.zeros(100)], [np.zeros(100)]
+    a = select_units(u, i, Selection("random", ratio=0.3, seed=1))[0]
+    b = select_units(u, i, Selection("random", ratio=0.3, seed=1))[0]
+    c = select_units(u, i, Selection("random", ratio=0.3, seed=2))[0]
+    assert a.tolist() == b.tolist() and a.tolist() != c.tolist() and a.size == 30
+
+
+@pytest.mark.parametrize("kwargs,match", [({"ratio": 1.5}, "outside"), ({"ratio": -0.1}, "outside"),
+                                          ({"ratio": None}, "exactly one"), ({"count": -1, "ratio": None}, "negative")])
+def test_bad_selection(kwargs, match):
+    with pytest.raises(BadInput, match=match):
+        Selection(**kwargs)
+
+
+def test_count_for_caps_and_rounds():
+    assert count_for(10, Selection(ratio=0.25)) == 2
+    assert count_for(10, Selection(ratio=None, count=50)) == 10
+
+
+def test_fit_lines_exact_for_stable_units_and_least_squares_otherwise():
+    rng = np.random.default_rng(0)
+    z = np.stack([rng.uniform(0.5, 2, 200), rng.uniform(-2, -0.5, 200), rng.uniform(-1, 1, 200)], axis=1)[..., None]
+    a, b = fit_lines(z, 3)
+    np.testing.assert_allclose(a[:2], [1.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(b[:2], [0.0, 0.0], atol=1e-9)
+    coef = np.polyfit(z[:, 2, 0], np.maximum(z[:, 2, 0], 0), 1)
+    np.testing.assert_allclose([a[2], b[2]], coef, atol=1e-9)
