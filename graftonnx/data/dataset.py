@@ -64,7 +64,10 @@ class DataSpec:
     ``layout``: the model input layout, ``"auto"`` (from the model's input shape),
     ``"nchw"``, ``"nhwc"`` or ``"flat"``.  ``scale``: ``"auto"`` (255 if the values exceed 1),
     ``"255"`` (divide by 255) or ``"1"`` (already in [0, 1]).  ``mean``/``std``: per-channel
-    normalisation the model expects outside its graph.  ``n``: how many samples.
+    normalisation the model expects outside its graph.  ``n``: how many samples (the first n).
+    ``labels``: a separate labels file (IDX, .npy or text) that overrides the source's own labels.
+    ``input_range``: the valid raw pixel range; scaled data must lie inside it.  ``seed``:
+    for synthetic inputs (no source).
     """
 
     format: str | None = None
@@ -75,3 +78,4 @@ class DataSpec:
     n: int | None = None
     input_range: tuple[float, float] = (0.0, 1.0)
     seed: int = 0
+    labels: str | None = None
