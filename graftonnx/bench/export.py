@@ -1,0 +1,313 @@
+"""Export a VNN-COMP benchmark folder: models + L∞ robustness properties + instances.csv.
+
+Why this layout: it is exactly what VNN-COMP runners (and α,β-CROWN / NeuralSAT scripts)
+consume: ``instances.csv`` lines ``onnx,vnnlib,timeout`` relative to the folder.  The
+same properties are also written in VNN-LIB 2.0 under ``2.0/`` for VNN-COMP 2026 tools.
+Models get the Dataset's normalisation folded in, so every box is in raw pixel space and
+clipped to the valid range.  Everything is built in a temporary sibling folder and
+renamed at the end: a failed export leaves nothing behind, and the same seed gives
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..data.dataset import Dataset
+from ..errors import BadInput
+from ..model import OrtRunner, graph_inputs, load_model, prepend_normalisation
+from .spec import Property
+from .vnnlib import vnnlib_text
+from .vnnlib2 import vnnlib2_text
+
+__all__ = ["BenchmarkInfo", "ExportModel", "export_benchmark", "SKIP_MODES"]
+
+SKIP_MODES = ("misclassified", "none", "attacked")
+
+
+@dataclass(frozen=True)
+class ExportModel:
+    """One model as exported: its source, its path in the folder and its I/O shapes."""
+
+    source: str
+    path: str
+    input_name: str
+    output_name: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    """What :func:`export_benchmark` wrote; paths relative to ``out``."""
+
+    out: Path
+    models: tuple[ExportModel, ...]
+    properties: tuple[str, ...]
+    properties_v2: tuple[str, ...]
+    indices: tuple[int, ...]
+    labels: tuple[int, ...]
+    eps: float
+    seed: int
+    timeout: float
+    skip: str
+    requested: int
+    skipped_misclassified: int
+    skipped_attacked: int
+    gz: bool
+    dataset: str
+
+    @property
+    def n_properties(self) -> int:
+        return len(self.properties)
+
+    @property
+    def n_instances(self) -> int:
+        return len(self.models) * len(self.properties)
+
+
+def _check_args(models: Sequence[Path], data: Dataset, eps: float, n: int, timeout: float, skip: str) -> None:
+    if not models:
+        raise BadInput("no model given: name at least one .onnx file to export")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise BadInput(f"--eps {eps} is invalid: give a finite L∞ radius >= 0 on the raw pixel scale (e.g. 0.02)")
+    if n < 1:
+        raise BadInput(f"--instances {n} is invalid: export at least 1 property")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise BadInput(f"--timeout {timeout} is invalid: give a positive number of seconds per instance")
+    if skip not in SKIP_MODES:
+        raise BadInput(f"--skip {skip!r} is unknown: choose one of {', '.join(SKIP_MODES)}")
+    if data.y is None:
+        raise BadInput(f"dataset {data.source} has no labels: robustness properties need the true class of each image")
+    if len(data) == 0:
+        raise BadInput(f"dataset {data.source} is empty: nothing to export")
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if not out.parent.is_dir():
+        raise BadInput(f"output folder's parent {out.parent} does not exist: create it first or choose another -o")
+    if out.exists() and not force:
+        raise BadInput(f"output {out} already exists: pass --force to replace it, or choose another -o")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"output {out} exists and is not a folder: choose another -o")
+
+
+def _dims(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
+    """Concrete dims of a graph input/output; a symbolic (batch) axis becomes 1."""
+    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+                 for d in vi.type.tensor_type.shape.dim)
+
+
+def _prepare(paths: Sequence[Path], data: Dataset) -> list[tuple[onnx.ModelProto, ExportModel]]:
+    """Load every model, fold the data's normalisation in, check all fit the data the same way."""
+    out: list[tuple[onnx.ModelProto, ExportModel]] = []
+    used: set[str] = set()
+    for p in paths:
+        model = prepend_normalisation(load_model(p), data.mean, data.std, data.channel_axis)
+        inp, outp = graph_inputs(model)[0], model.graph.output[0]
+        xs, ys = _dims(inp), _dims(outp)
+        if math.prod(xs) != math.prod(data.sample_shape) or (len(xs) == len(data.sample_shape) + 1
+                                                             and xs[1:] != data.sample_shape):
+            raise BadInput(f"model {p} takes input {list(xs)} but the dataset's images are {list(data.sample_shape)}: "
+                           "load the data in this model's layout (--layout)")
+        if out and (xs, ys) != (out[0][1].input_shape, out[0][1].output_shape):
+            raise BadInput(f"model {p} has input {list(xs)} / output {list(ys)} but {out[0][1].source} has "
+                           f"{list(out[0][1].input_shape)} / {list(out[0][1].output_shape)}: "
+                           "models sharing a benchmark must share input layout and classes")
+        stem, k = Path(p).stem, 1
+        while f"{stem}.onnx" in used:
+            k += 1
+            stem = f"{Path(p).stem}_{k}"
+        used.add(f"{stem}.onnx")
+        out.append((model, ExportModel(str(p), f"onnx/{stem}.onnx", inp.name, outp.name, xs, ys)))
+    return out
+
+
+def _model_bytes(model: onnx.ModelProto, spec: ExportModel, folded: bool) -> bytes:
+    """The source file's bytes when nothing was folded (an exact copy), else the folded graph."""
+    return model.SerializeToString() if folded else Path(spec.source).read_bytes()
+
+
+def _attacked(model: onnx.ModelProto, x: np.ndarray, y: np.ndarray, eps: float, data: Dataset, seed: int
+              ) -> np.ndarray:
+    """True where a quick PGD attack (20 steps, 1 restart) finds a counterexample in the box."""
+    try:
+        import torch
+
+        from ..train.attacks import PgdConfig, pgd
+        from ..train.bridge import to_torch
+    except ImportError as exc:
+        raise BadInput(f"--skip attacked needs graftonnx.train's PGD attack, which is not available ({exc}): "
+                       "use --skip misclassified") from None
+    module = to_torch(model)
+    lo, hi = data.input_range
+    _, fooled = pgd(module, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y),
+                    PgdConfig(eps=eps, steps=20, restarts=1, seed=seed), lo, hi)
+    return fooled.numpy()
+
+
+def _select(model: onnx.ModelProto, data: Dataset, eps: float, n: int, seed: int, skip: str
+            ) -> tuple[list[int], int, int]:
+    """Up to ``n`` dataset indices in a seeded random order, skipping as ``skip`` asks.
+
+    Returns the chosen indices and how many images before the last chosen one were skipped
+    as misclassified and as attacked (the counts the README reports).
+    """
+    order = np.random.default_rng(seed).permutation(len(data))
+    y = np.asarray(data.y, dtype=np.int64)
+    correct = np.ones(len(data), dtype=bool)
+    if skip != "none":
+        correct = OrtRunner(model).logits(data.x).reshape(len(data), -1).argmax(axis=1) == y
+    fooled = np.zeros(len(data), dtype=bool)
+    if skip == "attacked":
+        fooled = _fooled(model, data, order[correct[order]], n, eps, seed)
+    chosen: list[int] = []
+    n_wrong = n_attacked = 0
+    for i in order:
+        if len(chosen) == n:
+            break
+        if not correct[i]:
+            n_wrong += 1
+        elif fooled[i]:
+            n_attacked += 1
+        else:
+            chosen.append(int(i))
+    return chosen, n_wrong, n_attacked
+
+
+def _fooled(model: onnx.ModelProto, data: Dataset, candidates: np.ndarray, n: int, eps: float, seed: int
+            ) -> np.ndarray:
+    """Attack candidates in order, chunk by chunk, until ``n`` survive; True where PGD broke one."""
+    fooled = np.zeros(len(data), dtype=bool)
+    chunk, done, survivors = max(n, 32), 0, 0
+    while done < len(candidates) and survivors < n:
+        idx = candidates[done:done + chunk]
+        hit = _attacked(model, data.x[idx], np.asarray(data.y, dtype=np.int64)[idx], eps, data, seed)
+        fooled[idx[hit]] = True
+        survivors += int((~hit).sum())
+        done += len(idx)
+    return fooled
+
+
+def _write_bytes(path: Path, data: bytes, gz: bool) -> None:
+    """Plain writes: the whole temp folder is renamed at the end, which is what makes the export atomic."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    if gz:  # mtime=0 and no file name inside: the same input gives the same .gz bytes
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def _eps_tag(eps: float) -> str:
+    return f"{eps:.6g}"
+
+
+def export_benchmark(models: Sequence[str | os.PathLike[str]], data: Dataset, eps: float, n: int, seed: int,
+                     out: str | os.PathLike[str], timeout: float, skip: str = "misclassified", gz: bool = False,
+                     force: bool = False) -> BenchmarkInfo:
+    """Write a VNN-COMP benchmark folder ``out`` with up to ``n`` L∞ properties of radius ``eps``.
+
+    Images are taken in a ``seed``-shuffled order; ``skip`` drops images the first model
+    misclassifies (``misclassified``), also those a quick PGD attack breaks (``attacked``),
+    or none.  Every model is paired with every property in ``instances.csv``.
+    """
+    out = Path(out)
+    _check_args(models, data, eps, n, timeout, skip)
+    _check_out(out, force)
+    prepared = _prepare([Path(m) for m in models], data)
+    chosen, n_wrong, n_attacked = _select(prepared[0][0], data, eps, n, seed, skip)
+    if not chosen:
+        raise BadInput(f"no image of {data.source} is left to export ({n_wrong} misclassified, {n_attacked} "
+                       "attacked): check that the model and data match, or use --skip none")
+    n_classes = math.prod(prepared[0][1].output_shape)
+    props = [Property.linf_ball(data.x[i], eps, int(data.y[i]), n_classes, data.input_range)  # type: ignore[index]
+             for i in chosen]
+    names = [f"img{i}_label{p.label}_eps{_eps_tag(eps)}.vnnlib" for i, p in zip(chosen, props, strict=True)]
+    info = BenchmarkInfo(out, tuple(m for _, m in prepared), tuple(f"vnnlib/{x}" for x in names),
+                         tuple(f"2.0/vnnlib/{x}" for x in names), tuple(chosen), tuple(p.label for p in props),
+                         float(eps), int(seed), float(timeout), skip, int(n), n_wrong, n_attacked, bool(gz),
+                         Path(data.source).name or data.source)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        _write_all(tmp, prepared, props, info, data)
+        _install(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def _write_all(root: Path, prepared: list[tuple[onnx.ModelProto, ExportModel]], props: list[Property],
+               info: BenchmarkInfo, data: Dataset) -> None:
+    """Everything into ``root`` (a private temp folder, renamed as a whole afterwards)."""
+    for model, spec in prepared:
+        _write_bytes(root / spec.path, _model_bytes(model, spec, data.normalised), info.gz)
+    spec0 = prepared[0][1]
+    for i, prop, v1, v2 in zip(info.indices, props, info.properties, info.properties_v2, strict=True):
+        comment = (f"{info.dataset} image {i}, label {prop.label}, L-inf eps {info.eps:g} in pixel range "
+                   f"[{data.input_range[0]:g}, {data.input_range[1]:g}]; generated by graftonnx export")
+        _write_bytes(root / v1, vnnlib_text(prop, comment).encode(), info.gz)
+        _write_bytes(root / v2, vnnlib2_text(prop, spec0.input_shape, spec0.output_shape, comment).encode(), info.gz)
+    t = f"{info.timeout:g}"
+    rows = [f"{m.path},{v},{t}" for m in info.models for v in info.properties]
+    rows2 = [f"../{m.path},{v.removeprefix('2.0/')},{t}" for m in info.models for v in info.properties_v2]
+    (root / "instances.csv").write_text("\n".join(rows) + "\n")
+    (root / "2.0" / "instances.csv").write_text("\n".join(rows2) + "\n")
+    (root / "README.md").write_text(_readme(info, data))
+    os.chmod(root, 0o755)
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Rename the finished folder into place; an existing ``out`` (``--force``) is replaced last."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:
+            os.replace(old, out)
+        raise BadInput(f"cannot create {out}: check the folder is writable") from None
+    if old is not None:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(old)
+
+
+def _readme(info: BenchmarkInfo, data: Dataset) -> str:
+    """The benchmark's README.md: enough to reproduce and to cite the settings."""
+    norm = (f"folded into each model (mean {list(data.mean or ())}, std {list(data.std or ())})"
+            if data.normalised else "none needed")
+    lines = [f"# Benchmark {info.out.name}", "",
+             "Generated by `graftonnx export`: local L∞ robustness of image classifiers, VNN-COMP layout.",
+             "`instances.csv` lists `onnx,vnnlib,timeout` (paths relative to this folder, no header);",
+             "`vnnlib/` holds VNN-LIB 1.0 files, `2.0/` the same properties in VNN-LIB 2.0 with its own",
+             "`instances.csv` (paths relative to `2.0/`). Each file asserts the input box and the *negated*",
+             "property (some other class scores >= the true class): `unsat` means verified robust.", "",
+             "| setting | value |", "|---|---|"]
+    for m in info.models:
+        lines.append(f"| model | `{m.path}` from `{Path(m.source).name}`: input `{m.input_name}` "
+                     f"{list(m.input_shape)}, output `{m.output_name}` {list(m.output_shape)} |")
+    lines += [f"| dataset | `{info.dataset}` ({len(data)} images), pixel range {list(data.input_range)} |",
+              f"| normalisation | {norm} |",
+              f"| eps (L∞, raw pixel scale, box clipped to the range) | {info.eps:g} |",
+              f"| seed | {info.seed} |",
+              f"| timeout per instance | {info.timeout:g} s (all instances: {info.timeout * info.n_instances:g} s) |",
+              f"| properties | {info.n_properties} (requested {info.requested}) |",
+              f"| instances | {info.n_instances} ({len(info.models)} model(s) × {info.n_properties} properties) |",
+              f"| skip mode | {info.skip}: skipped {info.skipped_misclassified} misclassified, "
+              f"{info.skipped_attacked} attacked |",
+              f"| compressed copies (.gz) | {'yes' if info.gz else 'no'} |", "", "## Properties", "",
+              "| file | dataset index | label |", "|---|---|---|"]
+    lines += [f"| `{v}` | {i} | {lab} |" for v, i, lab in zip(info.properties, info.indices, info.labels, strict=True)]
+    return "\n".join(lines) + "\n"
