@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,6 +39,13 @@ def main() -> None:
 
     Typical flow: inspect → score → graft (or plan, then graft --plan) → finetune → export → verify → report.
     """
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    """Warnings are for users here: one line, no source location."""
+    click.echo(f"graftonnx: warning: {message}", err=True)
 
 
 def run_api(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,75 @@
+"""Options shared by ``score``, ``plan`` and ``graft`` and their translation to GraftSettings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..api import DEFAULT_EPS, GraftSettings
+from ..bounds import BOUND_METHODS
+from ..planning import GRANULARITIES, INITS, SELECTORS
+from ..scoring import SIGNIFICANCE
+
+__all__ = ["score_options", "select_options", "settings_from"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(fn: F) -> F:
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+
+    return apply
+
+
+def score_options(fn: F) -> F:
+    """--eps, --bound, --significance, --batch-size."""
+    return _stack(
+        click.option("--eps", type=float, default=DEFAULT_EPS, show_default=True,
+                     help="L∞ radius of the input ball, in raw pixel units (before any normalisation)."),
+        click.option("--bound", type=click.Choice(BOUND_METHODS.keys()), default="ibp", show_default=True,
+                     help="Bound method for instability: ibp (onnxruntime, fast) or crown (auto_LiRPA, tighter)."),
+        click.option("--significance", type=click.Choice(SIGNIFICANCE.keys()), default="grad", show_default=True,
+                     help="Significance: grad = mean |dL/dz| (paper), act = mean |z|, taylor = mean |z·dL/dz|."),
+        click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+                     help="Images bounded at once (memory stays flat for any --n)."),
+    )(fn)
+
+
+def select_options(fn: F) -> F:
+    """--ratio/--count, --criterion, --scope, --granularity, --init, --layers, --stages."""
+    return _stack(
+        click.option("--ratio", type=float, default=None,
+                     help="Fraction of units to graft, in [0, 1] (default 0.5 unless --count is given)."),
+        click.option("--count", type=click.IntRange(0), default=None, help="Number of units to graft instead."),
+        click.option("--criterion", type=click.Choice(SELECTORS.keys()), default="combined", show_default=True,
+                     help="combined = λ·instability + (1−λ)·insignificance with λ 1→0; baselines: instability, "
+                          "significance, random (seeded), prune (a = b = 0, fixed)."),
+        click.option("--scope", type=click.Choice(["global", "per-layer"]), default="global", show_default=True,
+                     help="Rank all layers together, or graft the same ratio in each layer."),
+        click.option("--granularity", type=click.Choice(GRANULARITIES), default="neuron", show_default=True,
+                     help="Graft single neurons, or whole channels of conv layers."),
+        click.option("--init", type=click.Choice([k for k in INITS if k != "zero"]), default="const",
+                     show_default=True, help="Initial line: const (a = 0.4, b = 0, the paper's) or fit "
+                                             "(least squares through ReLU on the data)."),
+        click.option("--layers", default=None, help="Comma-separated ReLU site names or indices to restrict to."),
+        click.option("--stages", type=click.IntRange(1), default=5, show_default=True,
+                     help="Slices of the λ schedule for --criterion combined."),
+    )(fn)
+
+
+def settings_from(kw: dict[str, Any]) -> GraftSettings:
+    """GraftSettings from the parsed options (those not given keep their defaults)."""
+    ratio, count = kw.get("ratio"), kw.get("count")
+    if ratio is None and count is None:
+        ratio = 0.5
+    layers = tuple(x for x in kw["layers"].split(",") if x.strip()) if kw.get("layers") else None
+    return GraftSettings(
+        eps=kw.get("eps", DEFAULT_EPS), bound=kw.get("bound", "ibp"), significance=kw.get("significance", "grad"),
+        criterion=kw.get("criterion", "combined"), ratio=ratio, count=count, scope=kw.get("scope", "global"),
+        granularity=kw.get("granularity", "neuron"), init=kw.get("init", "const"), layers=layers,
+        stages=kw.get("stages", 5), seed=kw.get("seed") or 0, batch_size=kw.get("batch_size", 256))
