@@ -48,7 +48,7 @@ class ScoringContext:
     def gradients(self) -> dict[str, np.ndarray]:
         """∂CE/∂z of every site, (N, size) flat, from the torch round trip."""
         if self._grads is None:
-            from ..torch_bridge.grads import site_gradients
+            from .gradients import site_gradients
 
             self._grads = site_gradients(self.model, self.x, self.y, self.sites, self.batch_size)
         return self._grads
