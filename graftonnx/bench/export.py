@@ -31,7 +31,7 @@ from .spec import Property
 from .vnnlib import vnnlib_text
 from .vnnlib2 import vnnlib2_text
 
-__all__ = ["BenchmarkInfo", "ExportModel", "export_benchmark", "SKIP_MODES"]
+__all__ = ["BenchmarkInfo", "ExportModel", "export_benchmark", "check_benchmark_output", "SKIP_MODES"]
 
 SKIP_MODES = ("misclassified", "none", "attacked")
 
@@ -94,13 +94,16 @@ def _check_args(models: Sequence[Path], data: Dataset, eps: float, n: int, timeo
         raise BadInput(f"dataset {data.source} is empty: nothing to export")
 
 
-def _check_out(out: Path, force: bool) -> None:
+def check_benchmark_output(out: str | os.PathLike[str], force: bool = False) -> Path:
+    """Fail early (before any work) when ``out`` cannot become the benchmark folder."""
+    out = Path(out)
     if not out.parent.is_dir():
         raise BadInput(f"output folder's parent {out.parent} does not exist: create it first or choose another -o")
     if out.exists() and not force:
         raise BadInput(f"output {out} already exists: pass --force to replace it, or choose another -o")
     if out.exists() and not out.is_dir():
         raise BadInput(f"output {out} exists and is not a folder: choose another -o")
+    return out
 
 
 def _dims(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
@@ -224,7 +227,7 @@ def export_benchmark(models: Sequence[str | os.PathLike[str]], data: Dataset, ep
     """
     out = Path(out)
     _check_args(models, data, eps, n, timeout, skip)
-    _check_out(out, force)
+    check_benchmark_output(out, force)
     prepared = _prepare([Path(m) for m in models], data)
     chosen, n_wrong, n_attacked = _select(prepared[0][0], data, eps, n, seed, skip)
     if not chosen:

@@ -7,9 +7,12 @@ and the counterexample check all reason about this object, not about file text.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..errors import BadInput
 
 __all__ = ["Property"]
 
@@ -29,9 +32,47 @@ class Property:
     label: int
     n_classes: int
 
+    @classmethod
+    def linf_ball(cls, x: np.ndarray, eps: float, label: int, n_classes: int,
+                  input_range: tuple[float, float] = (0.0, 1.0)) -> Property:
+        """The L∞ ball of radius ``eps`` around ``x`` (flattened), clipped to ``input_range``.
+
+        Why float32 bounds: ONNX inputs are float32, and a float32 value written as the
+        shortest decimal of its double reads back bit-exactly in both VNN-LIB versions,
+        so the 1.0 and 2.0 files of one property describe *exactly* the same box.
+        """
+        if not (math.isfinite(eps) and eps >= 0):
+            raise BadInput(f"eps {eps} is invalid: give a finite radius >= 0 (e.g. --eps 0.02)")
+        if not 0 <= int(label) < int(n_classes):
+            raise BadInput(f"label {label} is outside the {n_classes} classes: check the dataset labels")
+        lo, hi = float(input_range[0]), float(input_range[1])
+        flat = np.asarray(x, dtype=np.float64).ravel()
+        lower = np.clip(flat - eps, lo, hi).astype(np.float32)
+        upper = np.clip(flat + eps, lo, hi).astype(np.float32)
+        return cls(lower, upper, int(label), int(n_classes))
+
     @property
     def n_inputs(self) -> int:
         return int(self.lower.size)
+
+    def output_polytopes(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The negated property as a disjunction of polytopes ``A @ Y <= b`` (VNN-LIB compat form).
+
+        One single-row polytope per other class j: ``Y_label - Y_j <= 0``, i.e. ``Y_j >= Y_label``.
+        """
+        out = []
+        for j in range(self.n_classes):
+            if j != self.label:
+                row = np.zeros((1, self.n_classes))
+                row[0, self.label], row[0, j] = 1.0, -1.0
+                out.append((row, np.zeros(1)))
+        return out
+
+    def same_as(self, other: Property) -> bool:
+        """Same box (exact float comparison) and the same output constraint."""
+        return bool(self.label == other.label and self.n_classes == other.n_classes
+                    and self.lower.shape == other.lower.shape and self.upper.shape == other.upper.shape
+                    and np.array_equal(self.lower, other.lower) and np.array_equal(self.upper, other.upper))
 
     def violated_by(self, logits: np.ndarray) -> bool:
         """True when ``logits`` satisfy the negated property (a counterexample's outputs)."""
