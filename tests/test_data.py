@@ -16,11 +16,14 @@ import onnx
 import pytest
 from click.testing import CliRunner
 from conftest import model_path
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from graftonnx.cli._base import GraftGroup
 from graftonnx.cli._data_options import DATA_OPTION_NAMES, data_options, load_from_options, spec_from_options
-from graftonnx.data import DATA_FORMATS, DataSpec, SyntheticDataWarning, load_dataset
+from graftonnx.data import DATA_FORMATS, DataSpec, RawImages, SyntheticDataWarning, load_dataset
+from graftonnx.data.layout import to_model_layout
 from graftonnx.errors import BadInput
 from graftonnx.model import OrtRunner, inspect_model, load_model, prepend_normalisation
 
@@ -364,3 +367,17 @@ def test_cli_help_states_defaults():
 def test_cli_bad_input_exits_2(args, msg):
     res = CliRunner().invoke(_cli(), ["probe", "mnist-net_256x2", *args])
     assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output
+
+
+# --- layout property -----------------------------------------------------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 5), c=st.sampled_from([1, 3]))
+def test_every_source_layout_gives_the_same_model_tensor(n, h, w, c):
+    hwc = np.random.default_rng(n * 100 + h * 10 + w).random((n, h, w, c))
+    sources = [RawImages(hwc, None, "hwc"), RawImages(hwc.transpose(0, 3, 1, 2), None, "chw"),
+               RawImages(hwc.reshape(n, -1), None, "flat")]
+    for raw in sources:
+        np.testing.assert_array_equal(to_model_layout(raw, (c, h, w), "nchw", "t"), hwc.transpose(0, 3, 1, 2))
+        np.testing.assert_array_equal(to_model_layout(raw, (h, w, c), "nhwc", "t"), hwc)
+        np.testing.assert_array_equal(to_model_layout(raw, (h * w * c, 1), "flat", "t")[..., 0], hwc.reshape(n, -1))

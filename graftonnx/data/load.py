@@ -107,9 +107,9 @@ def _fit(raw: RawImages, info: ModelInfo, spec: DataSpec, layout: str, where: ob
                         raw.note)
     x = to_model_layout(raw, info.input.sample_shape, layout, where)
     divisor = scale_divisor(raw, spec.scale)
-    x = np.ascontiguousarray(x, dtype=np.float64) / divisor
+    x = np.ascontiguousarray(x, dtype=np.float32) / np.float32(divisor)  # float32 throughout: 60k MNIST fits
     _check_values(x, where, tuple(float(v) for v in spec.input_range), divisor)
-    return x.astype(np.float32), divisor
+    return x, divisor
 
 
 def load_dataset(source: str | None, info: ModelInfo, spec: DataSpec | None = None) -> Dataset:
