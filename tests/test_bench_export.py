@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import re
 from pathlib import Path
 
@@ -281,3 +282,43 @@ def test_vnnlib2_rejects_bad_files(tmp_path: Path) -> None:
         parse_vnnlib2(text.split("(assert (or")[0] + "(assert (<= Y[0,0] 3.0))\n")
     with pytest.raises(BadInput, match="not found"):
         read_vnnlib2(tmp_path / "missing.vnnlib")
+
+
+def test_attacked_images_are_skipped(tmp_path: Path, mnist_data: Dataset) -> None:
+    pytest.importorskip("graftonnx.torch_bridge")
+    net = model_path("mnist-net_256x2")
+    correct = export_benchmark([net], mnist_data, eps=0.05, n=100, seed=0, out=tmp_path / "m", timeout=60)
+    info = export_benchmark([net], mnist_data, eps=0.05, n=10, seed=0, out=tmp_path / "a", timeout=60,
+                            skip="attacked")
+    assert info.n_properties == 10 and info.skipped_attacked > 0
+    # the kept images are the correctly classified ones in the same seeded order, minus the attacked ones
+    span = correct.indices[: correct.indices.index(info.indices[-1]) + 1]
+    assert [i for i in span if i in info.indices] == list(info.indices)
+    assert len(span) - len(info.indices) == info.skipped_attacked
+
+
+# --- CLI ---------------------------------------------------------------------------------------------------
+
+def test_cli_export(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from graftonnx.cli import main
+
+    net, data = str(model_path("mnist-net_256x2")), str(DATASETS / "eran_mnist_test.csv")
+    base = ["export", net, "--data", data, "--eps", "0.02", "--instances", "4", "--seed", "1", "--timeout", "30"]
+    res = CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["properties"] == 4 and summary["instances"] == 4 and summary["timeout"] == 30
+    assert len((tmp_path / "b" / "instances.csv").read_text().splitlines()) == 4
+    bad = {
+        "already exists": [*base, "-o", str(tmp_path / "b")],
+        "eps": ["export", net, "--data", data, "--eps", "-0.1", "-o", str(tmp_path / "c")],
+        "needs labelled images": ["export", net, "--eps", "0.1", "-o", str(tmp_path / "c")],
+        "not found": ["export", str(tmp_path / "nope.onnx"), "--data", data, "--eps", "0.1", "-o", str(tmp_path / "c")],
+    }
+    for message, args in bad.items():
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2 and message in res.output, (message, res.output)
+        assert "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
