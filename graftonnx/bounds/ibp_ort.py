@@ -102,24 +102,34 @@ def _fold_constants(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> dict
 
 
 def _sample_shapes(dyn: onnx.ModelProto, names: list[str]) -> dict[str, tuple[int, ...]]:
-    """Per-sample shapes of ``names``, from one run at batch 2 (which also proves the batch is free)."""
+    """Per-sample shapes of ``names``, from one run at batch 2, which also proves the batch axis is free.
+
+    A model that only runs at batch 1 (e.g. it concatenates a batch-1 constant) is probed
+    at batch 1: the interval graph broadcasts such constants itself.
+    """
     inp = graph_inputs(dyn)[0]
     dims = [d.dim_value for d in inp.type.tensor_type.shape.dim][1:]
+    shapes: dict[str, tuple[int, ...]] = {inp.name: tuple(int(d) for d in dims)}
     if not names:
-        return {inp.name: tuple(int(d) for d in dims)}
-    sess = session(expose(dyn, names), threads=1)
-    try:
-        outs = sess.run(names, {inp.name: np.zeros([2, *dims], dtype=np.float32)})
-    except Exception as exc:
-        raise UnsupportedModel(f"model does not run with a batch of 2 ({type(exc).__name__}): some node fixes "
-                               "the batch axis; export it with a dynamic batch") from None
-    shapes = {}
+        return shapes
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4  # a failed batch-2 probe is expected for batch-1-only models: no log line
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(expose(dyn, names).SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    for batch in (2, 1):
+        try:
+            outs = sess.run(names, {inp.name: np.zeros([batch, *dims], dtype=np.float32)})
+            break
+        except Exception as exc:
+            if batch == 1:
+                raise UnsupportedModel(f"model does not run on a zero input ({type(exc).__name__}): "
+                                       "check it with onnxruntime") from None
     for n, o in zip(names, outs, strict=True):
-        if o.ndim == 0 or o.shape[0] != 2:
-            raise UnsupportedModel(f"tensor {n!r} has shape {o.shape} at batch 2: its first axis is not the "
-                                   "batch axis, which interval bounds need")
+        if o.ndim == 0 or o.shape[0] != batch:
+            raise UnsupportedModel(f"tensor {n!r} has shape {o.shape} at batch {batch}: its first axis is not "
+                                   "the batch axis, which interval bounds need")
         shapes[n] = tuple(int(s) for s in o.shape[1:])
-    return {**shapes, inp.name: tuple(int(d) for d in dims)}
+    return shapes
 
 
 def build_interval_model(model: onnx.ModelProto, tensors: Sequence[str]) -> IntervalModel:
