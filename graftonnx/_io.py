@@ -41,6 +41,9 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[Any
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise BadInput(f"cannot write {target}: {exc.strerror}; check the folder exists and is writable") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
