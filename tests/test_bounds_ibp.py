@@ -316,6 +316,24 @@ def test_batch_axis_moves_are_rejected() -> None:
         build_interval_model(sig, ["y"])
 
 
+def test_relu_on_the_input_and_aliased_tensors() -> None:
+    """A site reading the graph input (or an Identity of it) gets exactly the box back."""
+    nodes = [helper.make_node("Relu", ["x"], ["r0"], name="relu_in"),
+             helper.make_node("Identity", ["x"], ["xi"], name="alias"),
+             helper.make_node("Relu", ["xi"], ["r1"], name="relu_alias"),
+             helper.make_node("Add", ["r0", "r1"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "in", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    info = inspect_model(model)
+    lo, hi = eps_box(np.array([[-0.5, 0.0, 0.7]], np.float32), 0.25, (-1.0, 1.0))
+    out = ibp(model, lo, hi, info.relus)
+    for s in info.relus:
+        np.testing.assert_array_equal(out[s.name].lower, lo)
+        np.testing.assert_array_equal(out[s.name].upper, hi)
+    assert out["relu_in"].unstable().tolist() == [[False, True, False]]
+
+
 # --- streaming, caching and user errors ---------------------------------------------------------------
 
 

@@ -148,18 +148,20 @@ def build_interval_model(model: onnx.ModelProto, tensors: Sequence[str]) -> Inte
             continue
         ins = [values[i] if i else None for i in n.input]
         values[n.output[0]] = IBP_RULES.get(n.op_type)(b, n, ins)
-    outputs, graph_outs = {}, []
+    outputs: dict[str, tuple[str, str]] = {}
+    graph_outs: dict[str, onnx.ValueInfoProto] = {}
     for t in dict.fromkeys(tensors):
         lo, hi = b.ends(values[t]) if isinstance(values[t], Interval) else (None, None)
         if lo is None:
             raise BadInput(f"tensor {t!r} is a constant of the model: it has no input-dependent bounds")
-        names = (f"lower:{t}", f"upper:{t}")
-        b.nodes += [helper.make_node("Identity", [lo], [names[0]]), helper.make_node("Identity", [hi], [names[1]])]
-        graph_outs += [helper.make_tensor_value_info(nm, onnx.TensorProto.FLOAT, ["N", *shapes[t]]) for nm in names]
-        outputs[t] = names
+        if lo in ("lo", "hi") or lo == hi:  # graph inputs (or one tensor for both ends) need their own output
+            lo, hi = b.emit("Identity", [lo], "lower"), b.emit("Identity", [hi], "upper")
+        for nm in (lo, hi):  # internal tensors become outputs directly: no copies
+            graph_outs[nm] = helper.make_tensor_value_info(nm, onnx.TensorProto.FLOAT, ["N", *shapes[t]])
+        outputs[t] = (lo, hi)
     sample = shapes[inp.name]
     ins = [helper.make_tensor_value_info(nm, onnx.TensorProto.FLOAT, ["N", *sample]) for nm in ("lo", "hi")]
-    graph = helper.make_graph(b.nodes, "ibp", ins, graph_outs, b.inits)
+    graph = helper.make_graph(b.nodes, "ibp", ins, list(graph_outs.values()), b.inits)
     opset = max(_opset(dyn), _MIN_OPSET)
     imodel = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="graftonnx-ibp")
     imodel.ir_version = min(imodel.ir_version, 10)
@@ -172,7 +174,7 @@ class IntervalRunner:
     def __init__(self, imodel: IntervalModel, threads: int = 0) -> None:
         self.imodel = imodel
         self.sess: ort.InferenceSession = session(imodel.model, threads=threads)
-        self._names = [nm for pair in imodel.outputs.values() for nm in pair]
+        self._names = list(dict.fromkeys(nm for pair in imodel.outputs.values() for nm in pair))
 
     def _check_box(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         want = self.imodel.sample_shape
@@ -193,8 +195,8 @@ class IntervalRunner:
         lo, hi = self._check_box(lo, hi)
         if len(lo) == 0:
             return {t: (np.zeros((0, *s), np.float32),) * 2 for t, s in self.imodel.shapes.items()}
-        outs = self.sess.run(self._names, {"lo": lo, "hi": hi})
-        return {t: (outs[2 * i], outs[2 * i + 1]) for i, t in enumerate(self.imodel.outputs)}
+        outs = dict(zip(self._names, self.sess.run(self._names, {"lo": lo, "hi": hi}), strict=True))
+        return {t: (outs[a], outs[z]) for t, (a, z) in self.imodel.outputs.items()}
 
 
 _cache: OrderedDict[tuple[str, tuple[str, ...]], IntervalRunner] = OrderedDict()
