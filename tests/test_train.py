@@ -325,3 +325,32 @@ def test_cli_evaluate_bad_input(tmp_path):
     res = CliRunner().invoke(main, ["evaluate", str(model_path("mnist-net_256x2")), "--data",
                                     str(DATASETS / "eran_mnist_test.csv"), "--eps", "-1"])
     assert res.exit_code == 2 and "--eps" in res.output
+
+
+# ----------------------------------------------------------------------------- the real shared nets
+CIFAR_NORM = DataSpec(n=20, mean=(0.4914, 0.4822, 0.4465), std=(0.2471, 0.2435, 0.2616))
+
+
+def test_evaluate_every_shared_net(shared_net):
+    """SA/RA on each VNN-COMP net (normalisation outside the graph for resnet_2b, NHWC for cifar10_small)."""
+    name = shared_net.stem
+    m = load_model(shared_net)
+    csv = DATASETS / ("eran_mnist_test.csv" if name.startswith("mnist") else "eran_cifar10_test.csv")
+    data = load_dataset(str(csv), inspect_model(m), CIFAR_NORM if name == "resnet_2b" else DataSpec(n=20))
+    r = evaluate(m, data, EvalConfig(0.02 if name.startswith("mnist") else 2 / 255, steps=10, restarts=1))
+    assert r.n == 20 and r.correct >= 10  # SOURCES.md: 61–100 % clean accuracy on these images
+    assert r.robust <= r.correct and r.unconfirmed == 0 and r.robust == r.correct - r.confirmed
+
+
+def test_finetune_shared_mnist_net_keeps_parity(mnist_csv):
+    m = _graft_half(load_model(model_path("mnist-net_256x2")))
+    data = load_dataset(str(mnist_csv), inspect_model(m), DataSpec())
+    out = finetune(m, data, TrainConfig(epochs=1, eps=0.02, batch_size=50, val_fraction=0.0, progress=False))
+
+    def torch_fn(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return out.module(torch.from_numpy(x)).numpy()
+
+    assert_parity(torch_fn, ort_callable(out.model), data.x, atol=1e-5)
+    assert [n.op_type for n in out.model.graph.node] == [n.op_type for n in m.graph.node]
+    assert out.model.graph.input[0].type == m.graph.input[0].type  # batch-1 input shape kept
