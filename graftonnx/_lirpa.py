@@ -1,0 +1,256 @@
+"""The one door to auto_LiRPA (shipped by neuralsat as ``src.abstractor.auto_LiRPA``).
+
+Why contained here: neuralsat installs a top-level package called ``src``, a name that
+many projects use for their own code.  Importing it anywhere else would leak that
+collision (and auto_LiRPA's import-time side effects: a root logging handler and a
+global warnings filter) into the whole process.  :func:`auto_lirpa` imports it once,
+from neuralsat's own files, with any foreign ``src`` modules set aside and restored
+afterwards, and with logging and warnings state put back as they were.
+
+:func:`lirpa_bounds` is the bound computation itself: pre-activation bounds of every
+requested ReLU site for a batch of boxes, by auto_LiRPA's IBP or CROWN.  The bounded
+module is built once per model (cached by content) and reused for every batch, so a
+scoring run over many batches traces the model only once and memory stays flat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import logging
+import sys
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from .bounds.base import SiteBounds
+from .errors import BadInput, GraftFailure
+from .model.info import ReluSite
+
+__all__ = ["auto_lirpa", "lirpa_bounds", "LIRPA_METHODS", "BOUND_OPTS"]
+
+#: Bound methods of auto_LiRPA this adapter exposes.
+LIRPA_METHODS = ("IBP", "CROWN")
+#: Sparse intermediate bounds crash in ``restore_sparse_bounds`` on grafted conv nets.
+BOUND_OPTS: dict[str, Any] = {"sparse_intermediate_bounds": False}
+_CACHE_SIZE = 2
+_state: dict[str, Any] = {}
+
+
+def _neuralsat_root() -> Path:
+    """Folder holding neuralsat's ``src`` package (found via the installed distribution)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("neuralsat")
+    except metadata.PackageNotFoundError:
+        raise GraftFailure("auto_LiRPA is unavailable: install neuralsat==0.2.17 (pip install neuralsat)") from None
+    init = Path(str(dist.locate_file("src/abstractor/auto_LiRPA/__init__.py")))
+    if not init.is_file():
+        raise GraftFailure(f"neuralsat is installed but {init} is missing: reinstall neuralsat==0.2.17")
+    return init.parents[3]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings, and the root logger's handlers and level restored afterwards."""
+    root_logger = logging.getLogger()
+    handlers, level = list(root_logger.handlers), root_logger.level
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root_logger.handlers[:] = handlers
+        root_logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _contained(root: Path) -> Iterator[None]:
+    """Let ``src`` mean neuralsat's package while importing; restore everything after."""
+    foreign = {k: v for k, v in sys.modules.items() if k == "src" or k.startswith("src.")}
+    ours = foreign.get("src")
+    if ours is not None and Path(getattr(ours, "__file__", "") or "").parent.parent != root:
+        for k in foreign:
+            del sys.modules[k]
+    else:
+        foreign = {}
+    try:
+        with _quiet():
+            yield
+    finally:
+        if foreign:
+            for k in [k for k in sys.modules if k == "src" or k.startswith("src.")]:
+                del sys.modules[k]
+            sys.modules.update(foreign)
+
+
+def auto_lirpa() -> ModuleType:
+    """neuralsat's auto_LiRPA 0.6.0 package (imported on first use, then cached)."""
+    if "module" not in _state:
+        root = _neuralsat_root()
+        with _contained(root):
+            if "src" not in sys.modules:
+                spec = importlib.util.spec_from_file_location(
+                    "src", root / "src" / "__init__.py", submodule_search_locations=[str(root / "src")])
+                assert spec is not None and spec.loader is not None
+                pkg = importlib.util.module_from_spec(spec)
+                sys.modules["src"] = pkg
+                spec.loader.exec_module(pkg)
+            _state["module"] = importlib.import_module("src.abstractor.auto_LiRPA")
+            logging.getLogger("src.abstractor.auto_LiRPA.utils").setLevel(logging.WARNING)
+    return _state["module"]
+
+
+@dataclass(frozen=True, eq=False)
+class _Bounded:
+    """A traced model: the BoundedModule, each site's pre-activation node, the input prefix."""
+
+    module: Any
+    inputs: dict[str, Any]
+    final: str | None
+    full: Any
+    prefix_out: str | None
+
+
+def _build(model: onnx.ModelProto) -> _Bounded:
+    from .torch_bridge import to_torch
+    from .torch_bridge.prefix import input_prefix, strip_prefix
+
+    lirpa = auto_lirpa()
+    full = to_torch(model).eval()
+    prefix, inner_name = input_prefix(model)
+    inner = strip_prefix(model, prefix, inner_name, full.shapes[inner_name])
+    net = (to_torch(inner) if prefix else to_torch(model)).eval().inline_constants()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    x = torch.rand((2, *net.input_shape), generator=torch.Generator().manual_seed(0))
+    with _quiet():
+        opts = dict(BOUND_OPTS, conv_mode=_conv_mode(inner, net.shapes))
+        bm = lirpa.BoundedModule(net, (x,), bound_opts=opts, device="cpu", verbose=False)
+    relus = [n for n in bm.nodes() if type(n).__name__ == "BoundRelu"]
+    if len(relus) != len(net.relu_nodes):
+        raise GraftFailure(f"auto_LiRPA traced {len(relus)} ReLUs but the graph has {len(net.relu_nodes)}")
+    inputs = dict(zip((name for name, _ in net.relu_nodes), (r.inputs[0] for r in relus), strict=True))
+    _check_mapping(bm, net, x, inputs)
+    return _Bounded(bm, inputs, _final_node(list(inputs.values())), full, inner_name if prefix else None)
+
+
+def _final_node(pre_nodes: list[Any]) -> str | None:
+    """The last ReLU's input, if every other ReLU input feeds it: bounding stops there.
+
+    Why: the logits' own bounds are not needed, and a final backward pass over them costs
+    as much as another layer.  For graphs with side branches it falls back to the output.
+    """
+    last, seen, todo = pre_nodes[-1], set(), [pre_nodes[-1]]
+    while todo:
+        node = todo.pop()
+        if node.name not in seen:
+            seen.add(node.name)
+            todo.extend(node.inputs)
+    return last.name if all(n.name in seen for n in pre_nodes) else None
+
+
+def _conv_mode(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> str:
+    """``"patches"`` (fast) unless the conv part has ops auto_LiRPA 0.6.0 mishandles there.
+
+    Those are a Transpose after a Conv (TensorFlow NHWC exports: patches cannot be
+    permuted) and elementwise ops with a non-scalar constant on a spatial tensor (grafted
+    conv sites, unfolded batch norms): ``Mul`` asserts, and per-channel constants gave
+    unsound bounds in tests.  Matrix mode handles both, more slowly.
+    """
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    sizes |= {n.output[0]: int(np.prod(n.attribute[0].t.dims)) for n in model.graph.node if n.op_type == "Constant"}
+    seen_conv = False
+    for node in model.graph.node:
+        seen_conv = seen_conv or node.op_type == "Conv"
+        if not seen_conv:
+            continue
+        if node.op_type == "Transpose":
+            return "matrix"
+        if (node.op_type in ("Add", "Sub", "Mul", "Div") and len(shapes.get(node.output[0], ())) >= 2
+                and any(sizes.get(i, 1) > 1 for i in node.input)):
+            return "matrix"
+    return "patches"
+
+
+def _check_mapping(bm: Any, net: Any, x: torch.Tensor, inputs: dict[str, Any]) -> None:
+    """Site ↔ auto_LiRPA node by order, confirmed by shape and by value on a random input."""
+    with torch.no_grad():
+        bm(x)
+        ours = net.run(x, [pre for _, pre in net.relu_nodes])
+    for i, (name, pre) in enumerate(net.relu_nodes):
+        node = inputs[name]
+        shape = tuple(int(d) for d in node.output_shape[1:])
+        if shape != net.shapes[pre]:
+            raise GraftFailure(f"auto_LiRPA ReLU #{i} has shape {shape} but site {name!r} has "
+                               f"{net.shapes[pre]}: the traced graph does not match the ONNX graph")
+        diff = float((node.forward_value - ours[pre]).abs().max())
+        if not diff <= 1e-4 * (1.0 + float(ours[pre].abs().max())):
+            raise GraftFailure(f"auto_LiRPA ReLU #{i} disagrees with site {name!r} by {diff:.3g} on a random input: "
+                               "the traced graph does not match the ONNX graph")
+
+
+def _bounded(model: onnx.ModelProto) -> _Bounded:
+    cache: OrderedDict[str, _Bounded] = _state.setdefault("cache", OrderedDict())
+    key = hashlib.sha256(model.SerializeToString()).hexdigest()
+    if key not in cache:
+        cache[key] = _build(model)
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+    cache.move_to_end(key)
+    return cache[key]
+
+
+def _check_boxes(lo: np.ndarray, hi: np.ndarray) -> None:
+    if lo.shape != hi.shape:
+        raise BadInput(f"box bounds have different shapes {lo.shape} and {hi.shape}")
+    if np.any(lo > hi):
+        raise BadInput("box lower bound exceeds its upper bound somewhere: check eps and the clipping range")
+
+
+def _inner_box(bounded: _Bounded, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The box after the input prefix: exact, since each prefix op is monotone per element."""
+    if bounded.prefix_out is None:
+        return lo, hi
+    name = bounded.prefix_out
+    with torch.no_grad():
+        a, b = bounded.full.run(lo, [name])[name], bounded.full.run(hi, [name])[name]
+    return torch.minimum(a, b), torch.maximum(a, b)
+
+
+def lirpa_bounds(model: onnx.ModelProto, lo: np.ndarray, hi: np.ndarray, sites: Sequence[ReluSite],
+                 method: str) -> dict[str, SiteBounds]:
+    """Pre-activation bounds of ``sites`` over the boxes ``[lo, hi]`` (one batch) by auto_LiRPA.
+
+    ``method`` is ``"IBP"`` or ``"CROWN"`` (backward CROWN for every intermediate layer).
+    """
+    if method not in LIRPA_METHODS:
+        raise BadInput(f"unknown auto_LiRPA method {method!r}: choose one of {', '.join(LIRPA_METHODS)}")
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    _check_boxes(lo, hi)
+    bounded = _bounded(model)
+    for s in sites:
+        if s.name not in bounded.inputs:
+            raise BadInput(f"site {s.name!r} is not a Relu node of the model; sites are {', '.join(bounded.inputs)}")
+    lirpa = auto_lirpa()
+    tlo, thi = _inner_box(bounded, torch.from_numpy(lo), torch.from_numpy(hi))
+    ptb = lirpa.PerturbationLpNorm(norm=float("inf"), x_L=tlo, x_U=thi)
+    x = lirpa.BoundedTensor((tlo + thi) / 2, ptb)
+    with torch.no_grad(), _quiet():
+        bounded.module.compute_bounds(x=(x,), method=method, final_node_name=bounded.final)
+        out = {s.name: SiteBounds(bounded.inputs[s.name].lower.detach().numpy().copy(),
+                                  bounded.inputs[s.name].upper.detach().numpy().copy()) for s in sites}
+    # Drop this batch's bounds and relaxations now (not at the next call), so memory stays flat.
+    bounded.module._clear_and_set_new(interm_bounds=None)
+    return out
