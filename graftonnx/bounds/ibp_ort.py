@@ -205,7 +205,7 @@ _lock = threading.Lock()
 
 def interval_runner(model: onnx.ModelProto, tensors: Sequence[str]) -> IntervalRunner:
     """The cached runner for (model content, tensors); built on first use, LRU of 8."""
-    key = (hashlib.blake2b(model.SerializeToString(), digest_size=16).hexdigest(), tuple(tensors))
+    key = (hashlib.sha256(model.SerializeToString()).hexdigest(), tuple(tensors))  # sha256: hardware-accelerated
     with _lock:
         runner = _cache.get(key)
         if runner is not None:
