@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,7 +81,7 @@ def _check(model: onnx.ModelProto, nodes: list[onnx.NodeProto], tensors: Sequenc
                                    "interval bounds cover only the first output")
 
 
-def _folder(opset: int, consts: dict[str, np.ndarray]):
+def _folder(opset: int, consts: dict[str, np.ndarray]) -> Callable[[onnx.NodeProto], np.ndarray]:
     """Evaluate a node whose inputs are all constants (Constant nodes, shape arithmetic)."""
 
     def fold(node: onnx.NodeProto) -> np.ndarray:
