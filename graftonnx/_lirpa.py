@@ -37,12 +37,15 @@ from .bounds.base import SiteBounds
 from .errors import BadInput, GraftFailure
 from .model.info import ReluSite
 
-__all__ = ["auto_lirpa", "lirpa_bounds", "LIRPA_METHODS", "BOUND_OPTS"]
+__all__ = ["auto_lirpa", "lirpa_model", "LirpaModel", "lirpa_bounds", "LIRPA_METHODS", "BOUND_OPTS"]
 
 #: Bound methods of auto_LiRPA this adapter exposes.
 LIRPA_METHODS = ("IBP", "CROWN")
 #: Sparse intermediate bounds crash in ``restore_sparse_bounds`` on grafted conv nets.
 BOUND_OPTS: dict[str, Any] = {"sparse_intermediate_bounds": False}
+#: Bytes the largest linear-bound matrix of one compute_bounds call may take (see ``_chunk``).
+MEMORY_BUDGET = 512 * 2**20
+MAX_CHUNK = 64
 _CACHE_SIZE = 2
 _state: dict[str, Any] = {}
 
@@ -113,17 +116,34 @@ def auto_lirpa() -> ModuleType:
 
 
 @dataclass(frozen=True, eq=False)
-class _Bounded:
-    """A traced model: the BoundedModule, each site's pre-activation node, the input prefix."""
+class LirpaModel:
+    """A traced model, ready for ``compute_bounds``; get one with :func:`lirpa_model`.
+
+    ``module`` is the BoundedModule of the graph *after* its input prefix (normalisation,
+    layout ops), so boxes must go through :meth:`inner_box` first; ``inputs`` maps each
+    site (Relu node name) to the auto_LiRPA node of its pre-activation; ``final`` is the
+    node bounding may stop at (None: the graph output); ``chunk`` is how many boxes are
+    bounded together so that memory stays flat.
+    """
 
     module: Any
     inputs: dict[str, Any]
     final: str | None
     full: Any
     prefix_out: str | None
+    chunk: int
+
+    def inner_box(self, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The box after the input prefix: exact, since each prefix op is monotone per element."""
+        if self.prefix_out is None:
+            return lo, hi
+        name = self.prefix_out
+        with torch.no_grad():
+            a, b = self.full.run(lo, [name])[name], self.full.run(hi, [name])[name]
+        return torch.minimum(a, b), torch.maximum(a, b)
 
 
-def _build(model: onnx.ModelProto) -> _Bounded:
+def _build(model: onnx.ModelProto) -> LirpaModel:
     from .torch_bridge import to_torch
     from .torch_bridge.prefix import input_prefix, strip_prefix
 
@@ -143,7 +163,15 @@ def _build(model: onnx.ModelProto) -> _Bounded:
         raise GraftFailure(f"auto_LiRPA traced {len(relus)} ReLUs but the graph has {len(net.relu_nodes)}")
     inputs = dict(zip((name for name, _ in net.relu_nodes), (r.inputs[0] for r in relus), strict=True))
     _check_mapping(bm, net, x, inputs)
-    return _Bounded(bm, inputs, _final_node(list(inputs.values())), full, inner_name if prefix else None)
+    chunk = _chunk(net.input_shape, [net.shapes[pre] for _, pre in net.relu_nodes])
+    return LirpaModel(bm, inputs, _final_node(list(inputs.values())), full, inner_name if prefix else None, chunk)
+
+
+def _chunk(input_shape: tuple[int, ...], pre_shapes: list[tuple[int, ...]]) -> int:
+    """Boxes per compute_bounds call: the largest linear-bound matrix (neurons × inputs) stays
+    within :data:`MEMORY_BUDGET` bytes, so a 256-box batch does not need gigabytes."""
+    per_box = 4 * 3 * int(np.prod(input_shape)) * max(int(np.prod(s)) for s in pre_shapes)
+    return int(min(MAX_CHUNK, max(1, MEMORY_BUDGET // per_box)))
 
 
 def _final_node(pre_nodes: list[Any]) -> str | None:
@@ -201,8 +229,8 @@ def _check_mapping(bm: Any, net: Any, x: torch.Tensor, inputs: dict[str, Any]) -
                                "the traced graph does not match the ONNX graph")
 
 
-def _bounded(model: onnx.ModelProto) -> _Bounded:
-    cache: OrderedDict[str, _Bounded] = _state.setdefault("cache", OrderedDict())
+def lirpa_model(model: onnx.ModelProto) -> LirpaModel:
+    cache: OrderedDict[str, LirpaModel] = _state.setdefault("cache", OrderedDict())
     key = hashlib.sha256(model.SerializeToString()).hexdigest()
     if key not in cache:
         cache[key] = _build(model)
@@ -212,21 +240,28 @@ def _bounded(model: onnx.ModelProto) -> _Bounded:
     return cache[key]
 
 
-def _check_boxes(lo: np.ndarray, hi: np.ndarray) -> None:
+def _check_boxes(lo: np.ndarray, hi: np.ndarray, sample_shape: tuple[int, ...]) -> None:
     if lo.shape != hi.shape:
         raise BadInput(f"box bounds have different shapes {lo.shape} and {hi.shape}")
+    if lo.ndim != len(sample_shape) + 1 or lo.shape[1:] != sample_shape or len(lo) == 0:
+        raise BadInput(f"boxes have shape {lo.shape} but the model takes (batch, {', '.join(map(str, sample_shape))}): "
+                       "give at least one box in the model's input layout")
     if np.any(lo > hi):
         raise BadInput("box lower bound exceeds its upper bound somewhere: check eps and the clipping range")
 
 
-def _inner_box(bounded: _Bounded, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The box after the input prefix: exact, since each prefix op is monotone per element."""
-    if bounded.prefix_out is None:
-        return lo, hi
-    name = bounded.prefix_out
-    with torch.no_grad():
-        a, b = bounded.full.run(lo, [name])[name], bounded.full.run(hi, [name])[name]
-    return torch.minimum(a, b), torch.maximum(a, b)
+def _bound_chunk(bounded: LirpaModel, lo: np.ndarray, hi: np.ndarray, names: Sequence[str],
+                 method: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    lirpa = auto_lirpa()
+    tlo, thi = bounded.inner_box(torch.from_numpy(lo), torch.from_numpy(hi))
+    x = lirpa.BoundedTensor((tlo + thi) / 2, lirpa.PerturbationLpNorm(norm=float("inf"), x_L=tlo, x_U=thi))
+    try:
+        with torch.no_grad(), _quiet():
+            bounded.module.compute_bounds(x=(x,), method=method, final_node_name=bounded.final)
+            return {n: (bounded.inputs[n].lower.numpy().copy(), bounded.inputs[n].upper.numpy().copy()) for n in names}
+    finally:
+        # Drop this chunk's bounds and relaxations now (not at the next call): memory stays flat.
+        bounded.module._clear_and_set_new(interm_bounds=None)
 
 
 def lirpa_bounds(model: onnx.ModelProto, lo: np.ndarray, hi: np.ndarray, sites: Sequence[ReluSite],
@@ -234,23 +269,18 @@ def lirpa_bounds(model: onnx.ModelProto, lo: np.ndarray, hi: np.ndarray, sites: 
     """Pre-activation bounds of ``sites`` over the boxes ``[lo, hi]`` (one batch) by auto_LiRPA.
 
     ``method`` is ``"IBP"`` or ``"CROWN"`` (backward CROWN for every intermediate layer).
+    Boxes are bounded together, in chunks of ``LirpaModel.chunk`` to cap memory.
     """
     if method not in LIRPA_METHODS:
         raise BadInput(f"unknown auto_LiRPA method {method!r}: choose one of {', '.join(LIRPA_METHODS)}")
     lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
-    _check_boxes(lo, hi)
-    bounded = _bounded(model)
+    bounded = lirpa_model(model)
+    _check_boxes(lo, hi, tuple(bounded.full.input_shape))
     for s in sites:
         if s.name not in bounded.inputs:
             raise BadInput(f"site {s.name!r} is not a Relu node of the model; sites are {', '.join(bounded.inputs)}")
-    lirpa = auto_lirpa()
-    tlo, thi = _inner_box(bounded, torch.from_numpy(lo), torch.from_numpy(hi))
-    ptb = lirpa.PerturbationLpNorm(norm=float("inf"), x_L=tlo, x_U=thi)
-    x = lirpa.BoundedTensor((tlo + thi) / 2, ptb)
-    with torch.no_grad(), _quiet():
-        bounded.module.compute_bounds(x=(x,), method=method, final_node_name=bounded.final)
-        out = {s.name: SiteBounds(bounded.inputs[s.name].lower.detach().numpy().copy(),
-                                  bounded.inputs[s.name].upper.detach().numpy().copy()) for s in sites}
-    # Drop this batch's bounds and relaxations now (not at the next call), so memory stays flat.
-    bounded.module._clear_and_set_new(interm_bounds=None)
-    return out
+    names = [s.name for s in sites]
+    parts = [_bound_chunk(bounded, lo[i:i + bounded.chunk], hi[i:i + bounded.chunk], names, method)
+             for i in range(0, len(lo), bounded.chunk)]
+    return {n: SiteBounds(np.concatenate([p[n][0] for p in parts]), np.concatenate([p[n][1] for p in parts]))
+            for n in names}
