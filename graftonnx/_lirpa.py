@@ -70,7 +70,7 @@ def _quiet() -> Iterator[None]:
     root_logger = logging.getLogger()
     handlers, level = list(root_logger.handlers), root_logger.level
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True):  # record: auto_LiRPA re-enables "once" filters inside
             warnings.simplefilter("ignore")
             yield
     finally:
