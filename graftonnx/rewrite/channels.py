@@ -1,0 +1,145 @@
+"""Drop grafted channels from a site's Relu: split the producer into kept and grafted parts.
+
+Why: the mask form keeps every unit in the Relu (grafted ones fed zero), so a verifier
+still allocates — and some still count — those neurons.  Splitting the producing Conv
+(or Gemm) by output channel gives a Relu over the kept channels only, fed directly by
+its own Conv/Gemm slice (α,β-CROWN's branching needs a linear producer), while the
+grafted channels become one more Conv/Gemm slice with the line folded into its
+weights.  The parts are concatenated, and either the consumers' weights are permuted
+to the new channel order (when every consumer is a Conv/Gemm/MatMul with constant
+weights) or the parts are cut into runs that keep the original order.  Exact up to
+float rounding of the folded line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from .fold import Affine, GraftPattern, SimplifyReport, _report, const_of, finish_model, graft_pattern, seed_map
+from .graft import graft_records
+
+__all__ = ["drop_grafted_channels"]
+
+
+def _unit_vector(arr: np.ndarray) -> np.ndarray | None:
+    """A keep/a/b tensor as one value per unit, if it is per channel (or per neuron of a flat site)."""
+    if arr.ndim == 2:
+        return arr[0]
+    if arr.ndim >= 3 and all(d == 1 for d in arr.shape[2:]):
+        return arr.reshape(arr.shape[1])
+    return None
+
+
+def _take(state: Affine, idx: np.ndarray) -> Affine:
+    if state.op == "Gemm":
+        return replace(state, w=state.w[:, idx], c=state.c[idx])
+    return replace(state, w=state.w[idx], c=state.c[idx])
+
+
+def _permuted_weight(node: gs.Node, y: gs.Tensor, order: np.ndarray, tag: str) -> gs.Constant | None:
+    """The consumer's weight with its input axis permuted by ``order``, or None if it cannot be."""
+    if node.inputs[0] is not y or len(node.inputs) < 2 or any(t is y for t in node.inputs[1:]):
+        return None
+    w = const_of(node.inputs[1])
+    if w is None:
+        return None
+    a = node.attrs
+    if node.op == "Conv" and w.ndim >= 3 and a.get("group", 1) == 1:
+        w = w[:, order]
+    elif node.op == "Gemm" and not a.get("transA", 0) and w.ndim == 2:
+        w = w[:, order] if a.get("transB", 0) else w[order]
+    elif node.op == "MatMul" and w.ndim == 2:
+        w = w[order]
+    else:
+        return None
+    return gs.Constant(f"{node.name}/{tag}", np.ascontiguousarray(w))
+
+
+def _runs(keep: np.ndarray) -> list[np.ndarray]:
+    """Maximal runs of equal keep values, in channel order."""
+    cuts = np.flatnonzero(np.diff(keep)) + 1
+    return np.split(np.arange(keep.size), cuts)
+
+
+def _parts(graph: gs.Graph, site: str, producer: gs.Node, groups: list[np.ndarray], state: Affine,
+           keep: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[gs.Tensor]:
+    """One producer slice per group (Relu on kept groups, the line folded into grafted ones)."""
+    x, pname = producer.inputs[0], producer.name
+    tensors, first_relu = [], True
+    for i, idx in enumerate(groups):
+        part = _take(state, idx)
+        kept = bool(keep[idx[0]])
+        if not kept:
+            part = part.scaled(a[idx].astype(np.float64))
+            part = replace(part, c=part.c + b[idx])
+        lin = gs.Variable(f"{site}/split{i}_lin", dtype=np.float32)
+        graph.nodes.append(part.node(f"{pname}/{'kept' if kept else 'grafted'}{i}", x, lin, f"split{i}"))
+        if kept:
+            out = gs.Variable(f"{site}/split{i}_relu", dtype=np.float32)
+            graph.nodes.append(gs.Node("Relu", site if first_relu else f"{site}/relu{i}", inputs=[lin], outputs=[out]))
+            first_relu, lin = False, out
+        tensors.append(lin)
+    return tensors
+
+
+def _split_site(graph: gs.Graph, pat: GraftPattern, outs: set[str], k: int) -> str:
+    """Split one site in place; returns a description, or ``"!"`` + the reason it was left alone."""
+    keep, a, b = (_unit_vector(v) for v in (pat.keep, pat.a, pat.b))
+    if keep is None or a is None or b is None:
+        return "!a neuron-granularity graft on a spatial site: only whole channels can be dropped"
+    kept, grafted = np.flatnonzero(keep == 1), np.flatnonzero(keep == 0)
+    if not kept.size or not grafted.size:
+        return "!nothing to split: the site has no kept or no grafted unit"
+    producer = pat.z.inputs[0] if pat.z.inputs else None
+    if producer is None or producer.op not in ("Conv", "Gemm"):
+        return f"!its pre-activation comes from {producer.op if producer else 'the input'}, not a Conv or Gemm"
+    if len(pat.z.outputs) != 2 or pat.z.name in outs:
+        return "!its pre-activation has consumers outside the graft"
+    state = seed_map(producer, {})
+    if isinstance(state, str):
+        return "!" + state
+    y = pat.total.outputs[0]
+    order = np.concatenate([kept, grafted])
+    perms = None if y.name in outs else [(n, _permuted_weight(n, y, order, f"perm{k}_w")) for n in list(y.outputs)]
+    permute = perms is not None and all(w is not None for _, w in perms)
+    groups = [kept, grafted] if permute else _runs(keep)
+    site, pname = pat.relu.name, producer.name
+    parts = _parts(graph, site, producer, groups, state, keep, a, b)
+    pat.relu.name, producer.name = site + "/unsplit", pname + "/unsplit"  # removed by cleanup
+    pat.total.outputs.clear()
+    target = gs.Variable(f"{site}/split_out", dtype=np.float32) if permute else y
+    graph.nodes.append(gs.Node("Concat", f"{site}/split_concat", attrs={"axis": 1}, inputs=parts, outputs=[target]))
+    if permute:
+        for node, w in perms or []:
+            node.inputs[0] = target
+            node.inputs[1] = w
+    how = "consumers permuted" if permute else f"{len(groups)} runs in channel order"
+    return f"{site}: Relu on {kept.size} kept units, {grafted.size} grafted units linear ({how})"
+
+
+def drop_grafted_channels(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
+    """Split every partially grafted per-channel (or flat) site fed by a Conv or Gemm; see the module doc.
+
+    Split sites leave ``graftonnx.grafts`` (their lines now live in the grafted slice's
+    weights); every other site is untouched.
+    """
+    graph = gs.import_onnx(model)
+    outs = {t.name for t in graph.outputs}
+    split, done, skipped = [], set(), []
+    for k, rec in enumerate(graft_records(model)):
+        pat = graft_pattern(graph, rec)
+        if isinstance(pat, str):
+            skipped.append(pat)
+            continue
+        msg = _split_site(graph, pat, outs, k)
+        if msg.startswith("!"):
+            skipped.append(f"{rec['site']}: {msg[1:]}")
+        else:
+            split.append(msg)
+            done.add(str(rec["site"]))
+    out = finish_model(graph, model, done)
+    return out, _report(model, out, split=tuple(split), skipped=tuple(skipped))
