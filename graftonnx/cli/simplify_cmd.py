@@ -1,0 +1,43 @@
+"""``graftonnx simplify``: shrink a grafted model for the verifier (exact rewrite passes)."""
+
+from __future__ import annotations
+
+import click
+
+from .. import api
+from .._io import check_output_path
+from ..model import load_model
+from ..rewrite.fold import simplify
+from ._base import echo_json, main
+
+__all__ = ["simplify_cmd"]
+
+
+@main.command("simplify")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Where to write the smaller ONNX.")
+@click.option("--fold/--no-fold", default=True, show_default=True,
+              help="Fold runs of linear layers (through fully grafted sites) into one Gemm/Conv.")
+@click.option("--drop-channels", is_flag=True,
+              help="Split partially grafted Conv/Gemm sites so the Relu covers only the kept units.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def simplify_cmd(model: str, output: str, fold: bool, drop_channels: bool, force: bool, as_json: bool) -> None:
+    """Remove the Relus of fully grafted sites, fold linear runs and optionally drop grafted channels.
+
+    The outputs are those of MODEL up to float rounding; the input and output names and
+    shapes stay, and graftonnx.grafts lists only the sites that are still in mask form.
+    """
+    check_output_path(output, force)
+    m = load_model(model)
+    out, rep = simplify(m, fold=fold, drop_channels=drop_channels)
+    api.save_model(out, output)
+    if as_json:
+        echo_json(rep.to_dict() | {"output": output})
+        return
+    for kind, items in (("removed Relu", rep.removed), ("folded", rep.folded), ("split", rep.split),
+                        ("left alone", rep.skipped)):
+        for item in items:
+            click.echo(f"{kind}: {item}")
+    click.echo(f"nodes {rep.nodes_before} → {rep.nodes_after}, parameters {rep.params_before} → {rep.params_after}, "
+               f"ReLU neurons {rep.relu_neurons_before} → {rep.relu_neurons_after}; written to {output}")
