@@ -49,7 +49,8 @@ def graft(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
     s0, s1 = info.relus[0], info.relus[1]
     idx = tuple(range(0, s0.size, 3))
     gran = "channel" if len(s1.shape) > 1 else "neuron"
-    layers = (LayerPlan(s0.name, "neuron", idx, tuple(rng.uniform(0, 1, len(idx))), tuple(rng.normal(size=len(idx)))),
+    a, b = rng.uniform(0, 0.3, len(idx)), 0.1 * rng.normal(size=len(idx))
+    layers = (LayerPlan(s0.name, "neuron", idx, tuple(a), tuple(b)),
               LayerPlan(s1.name, gran, (1, 5), (0.5, 0.25), (0.1, -0.1)))
     return apply_plan(model, GraftPlan(layers))
 
@@ -119,16 +120,17 @@ def test_pre_activations_match_onnxruntime() -> None:
 def test_grafted_train_and_write_back(name: str) -> None:
     model = graft(load_model(model_path(name)))
     module = to_torch(model)
-    x = random_inputs(module.input_shape, 16, -1, 1, seed=2)
+    x = real_inputs(name, 16)
     assert_parity(ort_callable(model), torch_callable(module), x, atol=1e-5)
     graft_params = list(module.graft_parameters())
     assert len(graft_params) == 4
     assert {id(p) for p in graft_params}.isdisjoint(id(p) for p in module.weight_parameters())
+    gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in module.graft_parameters():
-            p.add_(torch.randn_like(p))
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
         for p in module.weight_parameters():
-            p.mul_(1.05)
+            p.add_(1e-3 * torch.randn(p.shape, generator=gen))
     back = write_back(model, module)
     assert structure(back) == structure(model)
     assert_parity(ort_callable(back), torch_callable(module), x, atol=1e-5)
