@@ -1,0 +1,148 @@
+"""α,β-CROWN (external checkout) driven through its ``abcrown.py`` script.
+
+Why generate the YAML: the settings that matter for grafted nets (sparse intermediate
+bounds off, conv mode, device, BaB timeout, where the counterexample goes) must be the
+same for every instance and visible in the run folder.  The exit code of ``abcrown.py``
+carries no verdict; in single-vnnlib mode the results file holds one word
+(sat/unsat/timeout) and, for sat with ``save_adv_example``, the assignment
+``((X_0 v) ... (Y_0 v) ...)`` on the following lines.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ...errors import BadInput
+from ..result import Counterexample, Result, parse_assignment
+from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
+
+__all__ = ["AbcrownBackend", "AbcrownConfig", "abcrown_root", "parse_abcrown", "ENV_VAR"]
+
+ENV_VAR = "ABCROWN_PATH"
+_WORDS = {"sat", "unsat", "timeout", "unknown"}
+
+
+def abcrown_root(path: str | os.PathLike[str] | None) -> Path:
+    """The folder holding ``abcrown.py``: ``path`` (``--abcrown``), else ``$ABCROWN_PATH``; BadInput when absent."""
+    raw = path if path else os.environ.get(ENV_VAR)
+    if not raw:
+        raise BadInput(f"no α,β-CROWN checkout given: pass --abcrown PATH or set {ENV_VAR} to the folder "
+                       "holding abcrown.py (alpha-beta-CROWN/complete_verifier)")
+    root = Path(raw).expanduser()
+    if root.is_dir() and not (root / "abcrown.py").is_file() and (root / "complete_verifier" / "abcrown.py").is_file():
+        root = root / "complete_verifier"
+    if not (root / "abcrown.py").is_file():
+        where = "--abcrown" if path else ENV_VAR
+        raise BadInput(f"{root} (from {where}) holds no abcrown.py: point it at alpha-beta-CROWN/complete_verifier")
+    return root.resolve()
+
+
+@dataclass(frozen=True)
+class AbcrownConfig:
+    """The α,β-CROWN settings graftonnx controls; everything else stays at α,β-CROWN's defaults."""
+
+    device: str = "cuda"
+    conv_mode: str = "patches"
+    sparse_interm: bool = False
+    timeout: float = 60.0
+    cex_path: str = "cex.txt"
+    input_shape: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise BadInput(f"α,β-CROWN device {self.device!r} is not cpu or cuda: fix --device")
+        if self.conv_mode not in ("patches", "matrix"):
+            raise BadInput(f"α,β-CROWN conv mode {self.conv_mode!r} is not patches or matrix: fix --conv-mode")
+
+    def as_dict(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {
+            "general": {"device": self.device, "conv_mode": self.conv_mode, "sparse_interm": self.sparse_interm,
+                        "save_adv_example": True, "complete_verifier": "bab"},
+            "attack": {"cex_path": self.cex_path},
+            "bab": {"timeout": float(self.timeout)},
+        }
+        if self.input_shape:
+            cfg["model"] = {"input_shape": list(self.input_shape)}
+        return cfg
+
+    def yaml(self) -> str:
+        return "# written by graftonnx verify --backend abcrown\n" + yaml.safe_dump(self.as_dict(), sort_keys=False)
+
+
+def parse_abcrown(text: str | None) -> tuple[str, str, Counterexample | None]:
+    """(verdict, message, counterexample) from a single-vnnlib results file's text."""
+    if text is None:
+        return "error", "α,β-CROWN wrote no results file", None
+    word, _, body = text.strip().partition("\n")
+    word = word.strip().lower()
+    if word not in _WORDS:
+        return "error", f"α,β-CROWN results file starts with {word[:40]!r}, not sat/unsat/timeout", None
+    if word != "sat":
+        return word, "", None
+    try:
+        cex = parse_assignment(body)
+    except ValueError as exc:
+        return "error", f"α,β-CROWN wrote a malformed counterexample: {exc}", None
+    if cex is None:
+        return "error", "α,β-CROWN reported sat without a counterexample (save_adv_example off?)", None
+    return "sat", "", cex
+
+
+@BACKENDS.register("abcrown")
+@dataclass(frozen=True)
+class AbcrownBackend:
+    """``python abcrown.py --config C --onnx_path N --vnnlib_path P --results_file R --timeout T``."""
+
+    root: Path
+    device: str = "cuda"
+    conv_mode: str = "patches"
+    sparse_interm: bool = False
+    grace_s: float = 30.0
+    name: str = "abcrown"
+
+    @property
+    def parallel_ok(self) -> bool:
+        return self.device == "cpu"
+
+    @classmethod
+    def from_options(cls, opts: BackendOptions) -> AbcrownBackend:
+        AbcrownConfig(device=opts.device, conv_mode=opts.conv_mode)  # validate early
+        return cls(abcrown_root(opts.abcrown_path), opts.device, opts.conv_mode, opts.sparse_interm, opts.grace_s)
+
+    def config(self, timeout: float, workdir: Path) -> AbcrownConfig:
+        return AbcrownConfig(self.device, self.conv_mode, self.sparse_interm, timeout,
+                             str((workdir / "abcrown_cex.txt").resolve()))
+
+    def command(self, config: Path, onnx_path: Path, vnnlib_path: Path, results: Path, timeout: float) -> list[str]:
+        return [sys.executable, "abcrown.py", "--config", str(config.resolve()), "--onnx_path",
+                str(Path(onnx_path).resolve()), "--vnnlib_path", str(Path(vnnlib_path).resolve()),
+                "--results_file", str(results.resolve()), "--timeout", f"{timeout:g}"]
+
+    def verify(self, onnx_path: Path, vnnlib_path: Path, timeout: float, workdir: Path) -> Result:
+        workdir.mkdir(parents=True, exist_ok=True)
+        cfg_path, results, log = workdir / "abcrown.yaml", workdir / "abcrown_results.txt", workdir / "abcrown.log"
+        cfg_path.write_text(self.config(timeout, workdir).yaml())
+        results.unlink(missing_ok=True)
+        t0 = time.monotonic()
+        out = run_process(self.command(cfg_path, onnx_path, vnnlib_path, results, timeout), self.root, log,
+                          timeout + self.grace_s)
+        return self._result(onnx_path, vnnlib_path, out, results, time.monotonic() - t0)
+
+    def _result(self, onnx_path: Path, vnnlib_path: Path, out: ProcOutcome, results: Path, seconds: float) -> Result:
+        def res(verdict: str, message: str = "", cex: Counterexample | None = None) -> Result:
+            return base_result(self.name, onnx_path, vnnlib_path, verdict, seconds, message=message,
+                               log=str(out.log), counterexample=cex)
+
+        if out.timed_out:
+            return res("timeout", f"killed after {out.seconds:.1f} s wall time (hard limit)")
+        verdict, message, cex = parse_abcrown(results.read_text(errors="replace") if results.is_file() else None)
+        if verdict == "error":
+            message = f"{message}; exit code {out.returncode}; see {out.log}: {out.log_tail(200)}"
+        return res(verdict, message, cex)

@@ -1,0 +1,151 @@
+"""auto_LiRPA (embedded, CPU, incomplete): IBP, CROWN or α-CROWN on the margins, plus an attack.
+
+Why incomplete is still useful: one bound pass per instance costs milliseconds to
+seconds, which is exactly the quantity grafting improves (fewer unstable ReLUs → tighter
+bounds).  ``unsat`` when the lower bound of every margin ``Y_label − Y_j`` is positive;
+``sat`` only for a point a PGD/random attack found *and* onnxruntime confirms;
+``unknown`` otherwise.  auto_LiRPA is reached only through :mod:`graftonnx._lirpa`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from ...bench.spec import Property
+from ...bench.vnnlib import read_vnnlib
+from ...errors import BadInput
+from ..cexcheck import cex_problem, onnx_logits
+from ..result import Counterexample, Result
+from .base import BACKENDS, BackendOptions, base_result
+
+__all__ = ["LirpaBackend", "LIRPA_VERIFY_METHODS", "margin_lower_bounds", "pgd_attack"]
+
+#: CLI name → auto_LiRPA ``compute_bounds`` method.
+LIRPA_VERIFY_METHODS = {"ibp": "IBP", "crown": "CROWN", "alpha-crown": "CROWN-Optimized"}
+_ALPHA_ARGS = {"iteration": 20, "lr_alpha": 0.1, "early_stop_patience": 5}
+
+
+@dataclass(frozen=True, eq=False)
+class _Net:
+    torch: Any
+    bounded: Any
+    input_shape: tuple[int, ...]
+
+
+@lru_cache(maxsize=2)
+def _net(path: str, mtime: float) -> _Net:
+    """Convert and trace a model once per worker process (a benchmark reuses one model many times)."""
+    from ..._lirpa import BOUND_OPTS, auto_lirpa
+    from ...torch_bridge import to_torch
+
+    lirpa = auto_lirpa()
+    net = to_torch(onnx.load(path)).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    opts = {**BOUND_OPTS, "optimize_bound_args": dict(_ALPHA_ARGS)}
+    bounded = lirpa.BoundedModule(net, (torch.zeros((1, *net.input_shape)),), bound_opts=opts, device="cpu",
+                                  verbose=False)
+    return _Net(net, bounded, tuple(net.input_shape))
+
+
+def _margin_matrix(prop: Property) -> torch.Tensor:
+    """C with rows ``e_label − e_j`` (j ≠ label): ``C @ y`` are the margins that must stay positive."""
+    others = [j for j in range(prop.n_classes) if j != prop.label]
+    c = torch.zeros((1, len(others), prop.n_classes))
+    for row, j in enumerate(others):
+        c[0, row, prop.label], c[0, row, j] = 1.0, -1.0
+    return c
+
+
+def margin_lower_bounds(net: _Net, prop: Property, method: str) -> np.ndarray:
+    """Lower bounds of ``Y_label − Y_j`` for every j ≠ label over the property's box."""
+    from ..._lirpa import auto_lirpa
+
+    lirpa = auto_lirpa()
+    lo = torch.from_numpy(prop.lower.astype(np.float32).reshape((1, *net.input_shape)))
+    hi = torch.from_numpy(prop.upper.astype(np.float32).reshape((1, *net.input_shape)))
+    x = lirpa.BoundedTensor((lo + hi) / 2, lirpa.PerturbationLpNorm(norm=float("inf"), x_L=lo, x_U=hi))
+    grad = torch.enable_grad() if method == "CROWN-Optimized" else torch.no_grad()
+    with grad:
+        lb, _ = net.bounded.compute_bounds(x=(x,), C=_margin_matrix(prop), method=method, bound_upper=False)
+    return lb.detach().numpy().ravel()
+
+
+def pgd_attack(model: torch.nn.Module, prop: Property, input_shape: tuple[int, ...], steps: int = 40,
+               restarts: int = 4, seed: int = 0) -> np.ndarray | None:
+    """A flat point in the box where torch says some other class scores ≥ the label, or None."""
+    g = torch.Generator().manual_seed(seed)
+    lo = torch.from_numpy(prop.lower.astype(np.float32)).reshape((1, *input_shape))
+    hi = torch.from_numpy(prop.upper.astype(np.float32)).reshape((1, *input_shape))
+    others = [j for j in range(prop.n_classes) if j != prop.label]
+    starts = [(lo + hi) / 2] + [lo + (hi - lo) * torch.rand(lo.shape, generator=g) for _ in range(restarts)]
+    step = (hi - lo) / 8
+    for x in starts:
+        x = x.clone()
+        for _ in range(steps):
+            x.requires_grad_(True)
+            y = model(x).reshape(-1)
+            gap = (y[others] - y[prop.label]).max()
+            if gap.item() >= 0:
+                return x.detach().numpy().ravel().astype(np.float64)
+            (grad,) = torch.autograd.grad(gap, x)
+            x = torch.minimum(torch.maximum(x.detach() + step * grad.sign(), lo), hi)
+        with torch.no_grad():
+            y = model(x).reshape(-1)
+        if (y[others] - y[prop.label]).max().item() >= 0:
+            return x.numpy().ravel().astype(np.float64)
+    return None
+
+
+@BACKENDS.register("lirpa")
+@dataclass(frozen=True)
+class LirpaBackend:
+    """Incomplete verification in-process; ``method`` is ibp, crown or alpha-crown."""
+
+    method: str = "crown"
+    name: str = "lirpa"
+    parallel_ok: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in LIRPA_VERIFY_METHODS:
+            raise BadInput(f"lirpa method {self.method!r} is unknown: use --method "
+                           f"{' | '.join(LIRPA_VERIFY_METHODS)}")
+
+    @classmethod
+    def from_options(cls, opts: BackendOptions) -> LirpaBackend:
+        return cls(method=opts.method)
+
+    def verify(self, onnx_path: Path, vnnlib_path: Path, timeout: float, workdir: Path) -> Result:
+        t0 = time.monotonic()
+        prop = read_vnnlib(vnnlib_path)
+        p = Path(onnx_path)
+        net = _net(str(p.resolve()), p.stat().st_mtime)
+
+        def res(verdict: str, message: str, cex: Counterexample | None = None) -> Result:
+            return base_result(self.name, p, Path(vnnlib_path), verdict, time.monotonic() - t0, message=message,
+                               counterexample=cex)
+
+        if prop.n_inputs != int(np.prod(net.input_shape)):
+            raise BadInput(f"{vnnlib_path} has {prop.n_inputs} inputs but {p} takes {int(np.prod(net.input_shape))}: "
+                           "pair each model with its own properties")
+        # α-CROWN starts from CROWN's relaxation: when CROWN already proves it, skip the optimisation.
+        methods = ["CROWN", "CROWN-Optimized"] if self.method == "alpha-crown" else [LIRPA_VERIFY_METHODS[self.method]]
+        for method in methods:
+            worst = float(margin_lower_bounds(net, prop, method).min())
+            if worst > 0:
+                return res("unsat", f"{self.method}: min margin lower bound {worst:.4g} > 0")
+            if time.monotonic() - t0 > timeout:
+                return res("timeout", f"{self.method} bounds took longer than {timeout:g} s")
+        x = pgd_attack(net.torch, prop, net.input_shape)
+        if x is not None and cex_problem(p, prop, Counterexample(tuple(x), ())) is None:
+            y = onnx_logits(p, x)
+            return res("sat", "PGD attack found a counterexample", Counterexample(tuple(x), tuple(map(float, y))))
+        return res("unknown", f"{self.method}: min margin lower bound {worst:.4g} <= 0 and no attack succeeded")

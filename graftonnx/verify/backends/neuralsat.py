@@ -1,0 +1,115 @@
+"""NeuralSAT (complete, CPU) as a subprocess of the installed PyPI ``neuralsat`` package.
+
+Why a subprocess: NeuralSAT's ``main.py`` is a script (its modules import each other as
+top-level ``helper``/``verifier`` packages from its own folder), it starts MIP solver
+processes, and only a separate process group can be killed reliably at the timeout.
+It prints ``<status>,<runtime>`` as its last line and, with ``--result_file`` and
+``--export_cex``, writes the same status then the VNN-COMP assignment ``((X_0 v) ...)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import BadInput
+from ..result import Result, parse_assignment
+from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
+
+__all__ = ["NeuralsatBackend", "neuralsat_dir", "parse_neuralsat"]
+
+_STATUS = {"unsat": "unsat", "sat": "sat", "timeout": "timeout", "unknown": "unknown"}
+
+
+def neuralsat_dir() -> Path:
+    """The folder holding NeuralSAT's ``main.py`` ($NEURALSAT_PATH, else the installed ``src`` package)."""
+    env = os.environ.get("NEURALSAT_PATH")
+    if env:
+        root = Path(env)
+    else:
+        spec = importlib.util.find_spec("src")  # locates the package without importing it
+        if spec is None or not spec.submodule_search_locations:
+            raise BadInput("NeuralSAT is not installed: pip install neuralsat, or set NEURALSAT_PATH to its folder")
+        root = Path(list(spec.submodule_search_locations)[0])
+    if not (root / "main.py").is_file() or not (root / "verifier").is_dir():
+        raise BadInput(f"{root} is not a NeuralSAT folder (no main.py/verifier): fix NEURALSAT_PATH")
+    return root
+
+
+def parse_neuralsat(result_text: str | None, log_text: str) -> tuple[str, str, object]:
+    """(verdict, message, counterexample) from the result file (preferred) or the log's last status line."""
+    status, body = "", ""
+    if result_text and result_text.strip():
+        first, _, body = result_text.strip().partition("\n")
+        status = first.split(",")[0].strip()
+    else:
+        for line in reversed(log_text.strip().splitlines()):
+            head = line.strip().split(",")[0]
+            if head in _STATUS and "," in line:
+                status = head
+                break
+    if status not in _STATUS:
+        return "error", f"NeuralSAT printed no verdict (got {status or 'nothing'!r})", None
+    if status != "sat":
+        return _STATUS[status], "", None
+    try:
+        cex = parse_assignment(body)
+    except ValueError as exc:
+        return "error", f"NeuralSAT wrote a malformed counterexample: {exc}", None
+    if cex is None:
+        return "error", "NeuralSAT reported sat without a counterexample", None
+    return "sat", "", cex
+
+
+@BACKENDS.register("neuralsat")
+@dataclass(frozen=True)
+class NeuralsatBackend:
+    """``python main.py --net N --spec P --device D --timeout T --result_file R --export_cex``."""
+
+    device: str = "cpu"
+    grace_s: float = 30.0
+    name: str = "neuralsat"
+
+    @property
+    def parallel_ok(self) -> bool:
+        return self.device == "cpu"
+
+    @classmethod
+    def from_options(cls, opts: BackendOptions) -> NeuralsatBackend:
+        return cls(device=opts.device, grace_s=opts.grace_s)
+
+    def command(self, onnx_path: Path, vnnlib_path: Path, timeout: float, result_file: Path) -> list[str]:
+        return [sys.executable, "main.py", "--net", str(Path(onnx_path).resolve()), "--spec",
+                str(Path(vnnlib_path).resolve()), "--device", self.device, "--timeout", f"{timeout:g}",
+                "--result_file", str(result_file.resolve()), "--export_cex", "--verbosity", "1"]
+
+    def verify(self, onnx_path: Path, vnnlib_path: Path, timeout: float, workdir: Path) -> Result:
+        root = neuralsat_dir()
+        workdir.mkdir(parents=True, exist_ok=True)
+        result_file, log = workdir / "neuralsat_result.txt", workdir / "neuralsat.log"
+        result_file.unlink(missing_ok=True)
+        t0 = time.monotonic()
+        out = run_process(self.command(onnx_path, vnnlib_path, timeout, result_file), root, log,
+                          timeout + self.grace_s)
+        return self._result(onnx_path, vnnlib_path, out, result_file, time.monotonic() - t0)
+
+    def _result(self, onnx_path: Path, vnnlib_path: Path, out: ProcOutcome, result_file: Path,
+                seconds: float) -> Result:
+        def res(verdict: str, message: str = "", cex: object = None) -> Result:
+            return base_result(self.name, onnx_path, vnnlib_path, verdict, seconds, message=message,
+                               log=str(out.log), counterexample=cex)
+
+        if out.timed_out:
+            return res("timeout", f"killed after {out.seconds:.1f} s wall time (hard limit)")
+        text = result_file.read_text(errors="replace") if result_file.is_file() else None
+        log_text = out.log.read_text(errors="replace") if out.log.is_file() else ""
+        verdict, message, cex = parse_neuralsat(text, log_text)
+        if out.returncode != 0 and verdict != "error":
+            verdict, message = "error", f"NeuralSAT exited with code {out.returncode} after printing {verdict}"
+        if verdict == "error":
+            message = f"{message}; exit code {out.returncode}; see {out.log}: {out.log_tail(200)}"
+        return res(verdict, message, cex)

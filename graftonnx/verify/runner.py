@@ -1,0 +1,184 @@
+"""Run every instance of a VNN-COMP benchmark folder through one backend, resumably.
+
+Why this shape: verification runs are long and verifiers are fragile.  Everything the
+user can get wrong (folder, instances.csv, missing files, unreadable properties) is
+checked *before* the first instance runs, so a BadInput never costs finished work;
+each finished instance is journaled (fsync) the moment it finishes; one instance's
+crash, hang or garbage becomes that instance's ``error``/``timeout`` only; and every
+``sat`` is re-checked in onnxruntime before it is recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..bench.spec import Property
+from ..bench.vnnlib import read_vnnlib
+from ..errors import BadInput, GraftError, GraftFailure
+from .backends.base import Backend, BackendOptions, make_backend
+from .cexcheck import check_result
+from .journal import Journal
+from .result import VERDICTS, Result
+
+__all__ = ["Instance", "RunSummary", "read_instances", "run_instance", "verify_benchmark"]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One row of instances.csv, with paths relative to the benchmark folder."""
+
+    key: str
+    model: str
+    vnnlib: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: every journaled result for its instances, and how many were reused."""
+
+    results: tuple[Result, ...]
+    reused: int
+    journal: Path
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(r.verdict for r in self.results)
+        return {v: c.get(v, 0) for v in VERDICTS}
+
+
+def _row_instance(row: list[str], line: int, where: Path) -> tuple[str, str, float]:
+    if len(row) != 3:
+        raise BadInput(f"{where} line {line} has {len(row)} columns, not 3 (onnx,vnnlib,timeout without a header): "
+                       "fix the row")
+    model, vnnlib, raw = (c.strip() for c in row)
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise BadInput(f"{where} line {line}: timeout {raw!r} is not a number (a header row? remove it)") from None
+    if not timeout > 0:
+        raise BadInput(f"{where} line {line}: timeout {raw} must be positive")
+    return model, vnnlib, timeout
+
+
+def read_instances(bench_dir: str | Path) -> tuple[Instance, ...]:
+    """Parse ``bench_dir/instances.csv`` and check that every model and property file exists."""
+    root = Path(bench_dir)
+    if not root.is_dir():
+        raise BadInput(f"benchmark folder {root} not found: give a folder holding instances.csv")
+    csv_path = root / "instances.csv"
+    if not csv_path.is_file():
+        raise BadInput(f"{csv_path} not found: a benchmark folder needs instances.csv (onnx,vnnlib,timeout)")
+    out: list[Instance] = []
+    seen: Counter[str] = Counter()
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        for line, row in enumerate(csv.reader(fh), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            model, vnnlib, timeout = _row_instance(row, line, csv_path)
+            for what, rel in (("model", model), ("property", vnnlib)):
+                if not (root / rel).is_file():
+                    raise BadInput(f"{csv_path} line {line}: {what} file {root / rel} not found: fix the path "
+                                   "(relative to the benchmark folder)")
+            key = f"{model}::{vnnlib}"
+            seen[key] += 1
+            out.append(Instance(key if seen[key] == 1 else f"{key}#{seen[key]}", model, vnnlib, timeout))
+    if not out:
+        raise BadInput(f"{csv_path} lists no instances: add onnx,vnnlib,timeout rows")
+    return tuple(out)
+
+
+def _workdir(logs: Path, inst: Instance) -> Path:
+    return logs / re.sub(r"[^A-Za-z0-9._-]+", "_", inst.key)[:150]
+
+
+def run_instance(backend: Backend, root: Path, inst: Instance, timeout: float, logs: Path) -> Result:
+    """Run one instance; any exception becomes an ``error`` Result for this instance only."""
+    t0 = time.monotonic()
+    try:
+        res = backend.verify(root / inst.model, root / inst.vnnlib, timeout, _workdir(logs, inst))
+        if res.seconds > timeout and res.verdict not in ("sat", "unsat", "error"):
+            res = res.replace(verdict="timeout")
+    except Exception as exc:  # noqa: BLE001 - isolate the instance; the message keeps the reason
+        msg = exc.message if isinstance(exc, GraftError) else f"{type(exc).__name__}: {exc}"
+        res = Result(inst.key, inst.model, inst.vnnlib, backend.name, "error", time.monotonic() - t0,
+                     message=" ".join(msg.split())[:500])
+    return res.replace(instance=inst.key, model=inst.model, vnnlib=inst.vnnlib, backend=backend.name)
+
+
+def _pool_run(name: str, options: BackendOptions, root: str, inst: Instance, timeout: float, logs: str) -> Result:
+    """Worker-process entry point (the backend is rebuilt in the worker: no pickled state)."""
+    return run_instance(make_backend(name, options), Path(root), inst, timeout, Path(logs))
+
+
+def _execute(name: str, backend: Backend, options: BackendOptions, root: Path, todo: list[Instance],
+             timeout: float | None, logs: Path, workers: int) -> Iterator[tuple[Instance, Result | None]]:
+    """Yield (instance, result) as they finish; None when a worker process died under it."""
+    if workers <= 1 or not backend.parallel_ok or len(todo) <= 1:
+        for inst in todo:
+            yield inst, run_instance(backend, root, inst, timeout or inst.timeout, logs)
+        return
+    ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futs: dict[Future[Result], Instance] = {
+            pool.submit(_pool_run, name, options, str(root), inst, timeout or inst.timeout, str(logs)): inst
+            for inst in todo}
+        for fut in as_completed(futs):
+            try:
+                yield futs[fut], fut.result()
+            except BrokenProcessPool:
+                yield futs[fut], None
+
+
+def verify_benchmark(bench_dir: str | Path, backend: str, options: BackendOptions | None = None,
+                     results: str | Path = "results.jsonl", timeout: float | None = None, workers: int = 1,
+                     progress: bool = True) -> RunSummary:
+    """Verify every instance of ``bench_dir`` not yet in the ``results`` journal; return all their results.
+
+    ``timeout`` overrides instances.csv's per-instance timeouts.  Backend, folder, journal
+    and every instance's files are validated before anything runs.
+    """
+    if timeout is not None and not timeout > 0:
+        raise BadInput(f"--timeout {timeout} must be positive")
+    if workers < 1:
+        raise BadInput(f"--workers {workers} must be at least 1")
+    options = options or BackendOptions()
+    root = Path(bench_dir)
+    instances = read_instances(root)
+    props = _read_properties(root, instances)
+    be = make_backend(backend, options)
+    journal = Journal(results)
+    done = journal.load()
+    todo = [i for i in instances if (i.key, be.name) not in done]
+    logs = journal.path.with_suffix(".logs")
+    crashed = 0
+    with tqdm(total=len(instances), initial=len(instances) - len(todo), disable=not progress, unit="inst",
+              desc=f"verify ({be.name})") as bar:
+        for inst, res in _execute(backend, be, options, root, todo, timeout, logs, workers):
+            if res is None:
+                crashed += 1
+                continue
+            res = check_result(res, root / inst.model, props[inst.vnnlib])
+            journal.append(res)
+            done[(inst.key, be.name)] = res
+            bar.set_postfix_str(f"{inst.key}: {res.verdict}")
+            bar.update()
+    if crashed:
+        raise GraftFailure(f"a {be.name} worker process died; {crashed} instance(s) were not recorded: "
+                           f"rerun the same command to resume from {journal.path}")
+    return RunSummary(tuple(done[(i.key, be.name)] for i in instances), len(instances) - len(todo), journal.path)
+
+
+def _read_properties(root: Path, instances: tuple[Instance, ...]) -> dict[str, Property]:
+    """Every distinct property, parsed up front so a malformed file is BadInput before any work."""
+    return {v: read_vnnlib(root / v) for v in dict.fromkeys(i.vnnlib for i in instances)}
