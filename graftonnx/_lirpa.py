@@ -21,6 +21,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import types
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -37,12 +38,16 @@ from .bounds.base import SiteBounds
 from .errors import BadInput, GraftFailure
 from .model.info import ReluSite
 
-__all__ = ["auto_lirpa", "lirpa_model", "LirpaModel", "lirpa_bounds", "LIRPA_METHODS", "BOUND_OPTS"]
+__all__ = ["auto_lirpa", "lirpa_model", "LirpaModel", "lirpa_bounds", "LIRPA_METHODS", "BOUND_OPTS", "BOUNDING_OPTS"]
 
 #: Bound methods of auto_LiRPA this adapter exposes.
 LIRPA_METHODS = ("IBP", "CROWN")
 #: Sparse intermediate bounds crash in ``restore_sparse_bounds`` on grafted conv nets.
 BOUND_OPTS: dict[str, Any] = {"sparse_intermediate_bounds": False}
+#: What :func:`lirpa_bounds` traces with: every CROWN bound is also intersected with the IBP
+#: step from the layer before, so CROWN is never looser than IBP on any neuron (plain
+#: CROWN can be, by a little, on a few) and the tighter bounds feed the next layers.
+BOUNDING_OPTS: dict[str, Any] = {**BOUND_OPTS, "compare_crown_with_ibp": True}
 #: Bytes the largest linear-bound matrix of one compute_bounds call may take (see ``_chunk``).
 MEMORY_BUDGET = 512 * 2**20
 MAX_CHUNK = 64
@@ -111,6 +116,7 @@ def auto_lirpa() -> ModuleType:
                 sys.modules["src"] = pkg
                 spec.loader.exec_module(pkg)
             _state["module"] = importlib.import_module("src.abstractor.auto_LiRPA")
+            _state["interval_bound"] = importlib.import_module("src.abstractor.auto_LiRPA.interval_bound")
             logging.getLogger("src.abstractor.auto_LiRPA.utils").setLevel(logging.WARNING)
     return _state["module"]
 
@@ -156,8 +162,10 @@ def _build(model: onnx.ModelProto) -> LirpaModel:
         p.requires_grad_(False)
     x = torch.rand((2, *net.input_shape), generator=torch.Generator().manual_seed(0))
     with _quiet():
-        opts = dict(BOUND_OPTS, conv_mode=_conv_mode(inner, net.shapes))
+        opts = dict(BOUNDING_OPTS, conv_mode=_conv_mode(inner, net.shapes))
         bm = lirpa.BoundedModule(net, (x,), bound_opts=opts, device="cpu", verbose=False)
+    # auto_LiRPA 0.6.0 defines compare_with_IBP (used by compare_crown_with_ibp) but never binds it.
+    bm.compare_with_IBP = types.MethodType(_state["interval_bound"].compare_with_IBP, bm)
     relus = [n for n in bm.nodes() if type(n).__name__ == "BoundRelu"]
     if len(relus) != len(net.relu_nodes):
         raise GraftFailure(f"auto_LiRPA traced {len(relus)} ReLUs but the graph has {len(net.relu_nodes)}")
