@@ -1,0 +1,104 @@
+"""lirpa and NeuralSAT on the real mnist-net_256x2: robust point → unsat, large eps → checked sat."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import model_path
+from verify_helpers import NET, make_bench
+
+from graftonnx.cli import main
+from graftonnx.verify import BackendOptions, Journal, verify_benchmark
+from graftonnx.verify.backends.neuralsat import NeuralsatBackend, parse_neuralsat
+
+# Image 0 (label 7) has a large margin: eps 0.005 is provably robust; eps 0.1 is attackable.
+CASES = [(0, 0.005), (0, 0.1)]
+
+
+@pytest.fixture
+def bench(tmp_path: Path, mnist_csv: Path) -> Path:
+    return make_bench(tmp_path, model_path(NET), mnist_csv, CASES, timeout=60)
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown", "alpha-crown"])
+def test_lirpa_unsat_and_checked_sat(bench: Path, tmp_path: Path, method: str) -> None:
+    s = verify_benchmark(bench, "lirpa", BackendOptions(method=method), tmp_path / "r.jsonl", progress=False)
+    robust, attacked = s.results
+    assert robust.verdict == "unsat", robust.message
+    assert "lower bound" in robust.message
+    assert attacked.verdict == "sat", attacked.message
+    cex = attacked.counterexample
+    assert cex is not None and len(cex.inputs) == 784
+    assert np.argmax(cex.outputs) != 7
+
+
+def test_lirpa_cli_parallel_workers_and_resume(bench: Path, tmp_path: Path) -> None:
+    journal = tmp_path / "r.jsonl"
+    args = ["verify", str(bench), "--backend", "lirpa", "--results", str(journal), "--workers", "2",
+            "--no-progress", "--json"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert '"unsat": 1' in res.output and '"sat": 1' in res.output and '"reused": 0' in res.output
+    res2 = CliRunner().invoke(main, args)
+    assert res2.exit_code == 0 and '"reused": 2' in res2.output
+    assert len(journal.read_text().splitlines()) == 2
+
+
+def test_parse_neuralsat_outputs() -> None:
+    assert parse_neuralsat("unsat\n", "") == ("unsat", "", None)
+    assert parse_neuralsat(None, "INFO ...\nunsat,6.7269\n")[0] == "unsat"
+    assert parse_neuralsat(None, "Traceback (most recent call last):\nKeyError: 'x'\n")[0] == "error"
+    v, _, cex = parse_neuralsat("sat\n((X_0 0.5)\n (X_1 0.25)\n (Y_0 1.0)\n (Y_1 2.0))", "")
+    assert v == "sat" and cex.inputs == (0.5, 0.25) and cex.outputs == (1.0, 2.0)
+    assert parse_neuralsat("sat\n", "")[0] == "error"
+
+
+@pytest.fixture
+def fake_neuralsat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "fake_ns"
+    (root / "verifier").mkdir(parents=True)
+    (root / "main.py").write_text(textwrap.dedent("""
+        import os, sys, time
+        print("started", flush=True)
+        if os.environ["FAKE_NS"] == "hang":
+            os.fork()  # a child in the same process group must die too
+            time.sleep(600)
+        print("garbage output")
+        sys.exit(0)
+    """))
+    monkeypatch.setenv("NEURALSAT_PATH", str(root))
+    return root
+
+
+@pytest.mark.parametrize("mode, verdict", [("hang", "timeout"), ("garbage", "error")])
+def test_neuralsat_hang_and_garbage(fake_neuralsat: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    mode: str, verdict: str) -> None:
+    monkeypatch.setenv("FAKE_NS", mode)
+    vnn = tmp_path / "p.vnnlib"
+    vnn.write_text("")
+    t0 = time.monotonic()
+    r = NeuralsatBackend(grace_s=1.0).verify(model_path(NET), vnn, 1.0, tmp_path / "w")
+    assert r.verdict == verdict, r.message
+    assert time.monotonic() - t0 < 20
+    assert "started" in Path(r.log).read_text()
+    if verdict == "error":
+        assert "no verdict" in r.message and r.log in r.message
+
+
+@pytest.mark.slow
+def test_neuralsat_real_unsat_and_sat(bench: Path, tmp_path: Path) -> None:
+    """The real NeuralSAT (CPU) on two tiny instances; also measures its per-instance overhead."""
+    os.environ.pop("NEURALSAT_PATH", None)
+    journal = tmp_path / "r.jsonl"
+    s = verify_benchmark(bench, "neuralsat", BackendOptions(device="cpu"), journal, progress=False)
+    robust, attacked = s.results
+    assert robust.verdict == "unsat", robust.message
+    assert attacked.verdict == "sat", attacked.message
+    assert attacked.counterexample is not None and np.argmax(attacked.counterexample.outputs) != 7
+    assert set(Journal(journal).load()) == {(r.instance, "neuralsat") for r in s.results}
