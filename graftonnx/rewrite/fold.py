@@ -19,6 +19,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ..model.runtime import tensor_shapes
+from ._export import export_like
 from .graft import GRAFTS_KEY, graft_records
 
 __all__ = ["SimplifyReport", "GraftPattern", "Affine", "remove_full_relus", "fold_linear", "simplify", "model_counts",
@@ -77,27 +78,13 @@ def finish_model(graph: gs.Graph, original: onnx.ModelProto, drop_sites: set[str
     Graft records of ``drop_sites`` (and of any site whose Relu or initialisers vanished)
     are removed from ``graftonnx.grafts``; every other metadata entry is kept.
     """
-    graph.cleanup().toposort()
-    out = gs.export_onnx(graph, do_type_check=True)
-    out.ir_version = original.ir_version
-    del out.opset_import[:]
-    out.opset_import.extend(original.opset_import)
-    out.producer_name, out.producer_version = original.producer_name, original.producer_version
-    out.doc_string, out.domain, out.model_version = original.doc_string, original.domain, original.model_version
-    relus = {n.name for n in out.graph.node if n.op_type == "Relu"}
-    inits = {t.name for t in out.graph.initializer}
+    graph.cleanup().toposort()  # so only live Relus and constants count below
+    relus = {n.name for n in graph.nodes if n.op == "Relu"}
+    inits = {t.name for n in graph.nodes for t in n.inputs if isinstance(t, gs.Constant)}
     kept = [r for r in graft_records(original) if r["site"] not in drop_sites and r["site"] in relus
             and all(r[k] in inits for k in ("keep", "a", "b"))]
-    del out.metadata_props[:]
-    for p in original.metadata_props:
-        out.metadata_props.add(key=p.key, value=json.dumps(kept) if p.key == GRAFTS_KEY else p.value)
-    for old_vi, new_vi in zip(list(original.graph.output), list(out.graph.output), strict=True):
-        new_vi.CopyFrom(old_vi)
-    try:
-        onnx.checker.check_model(out, full_check=True)
-    except Exception as exc:  # pragma: no cover - a bug in a pass, not user input
-        raise RuntimeError(f"simplified model fails onnx.checker: {exc}") from exc
-    return out
+    meta = {p.key: (json.dumps(kept) if p.key == GRAFTS_KEY else p.value) for p in original.metadata_props}
+    return export_like(graph, original, meta, "simplified")
 
 
 @dataclass(frozen=True, eq=False)

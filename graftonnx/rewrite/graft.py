@@ -17,6 +17,7 @@ Form (specs/rewrite.md has the full specification and the reasons)::
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import onnx
@@ -26,6 +27,7 @@ from .._version import __version__
 from ..errors import BadInput
 from ..model.info import ModelInfo, ReluSite, inspect_model
 from ..planning.plan import GraftPlan, LayerPlan
+from ._export import export_like
 
 __all__ = ["apply_plan", "GRAFTS_KEY", "PROVENANCE_KEY", "graft_records", "layer_tensors"]
 
@@ -79,26 +81,12 @@ def _graft_site(graph: gs.Graph, relu: gs.Node, lp: LayerPlan, site: ReluSite) -
             "granularity": lp.granularity, "count": lp.count, "fixed": lp.fixed}
 
 
-def _finish(graph: gs.Graph, original: onnx.ModelProto, records: list[dict[str, object]],
-            provenance: dict[str, object]) -> onnx.ModelProto:
-    graph.cleanup().toposort()
-    out = gs.export_onnx(graph, do_type_check=True)
-    out.ir_version = original.ir_version
-    del out.opset_import[:]
-    out.opset_import.extend(original.opset_import)
-    out.producer_name, out.producer_version = original.producer_name, original.producer_version
-    out.doc_string, out.domain, out.model_version = original.doc_string, original.domain, original.model_version
+def _metadata(original: onnx.ModelProto, records: list[dict[str, object]],
+              provenance: dict[str, object]) -> dict[str, str]:
     meta = {p.key: p.value for p in original.metadata_props}
-    old = json.loads(meta.get(GRAFTS_KEY, "[]"))
-    meta[GRAFTS_KEY] = json.dumps(old + records)
+    meta[GRAFTS_KEY] = json.dumps(json.loads(meta.get(GRAFTS_KEY, "[]")) + records)
     meta[PROVENANCE_KEY] = json.dumps(provenance | {"tool": f"graftonnx {__version__}"})
-    del out.metadata_props[:]
-    for k, val in meta.items():
-        out.metadata_props.add(key=k, value=val)
-    # keep the declared input/output shapes exactly as they were
-    for old_vi, new_vi in zip(list(original.graph.output), list(out.graph.output), strict=True):
-        new_vi.CopyFrom(old_vi)
-    return out
+    return meta
 
 
 def apply_plan(model: onnx.ModelProto, plan: GraftPlan, info: ModelInfo | None = None) -> onnx.ModelProto:
@@ -116,11 +104,4 @@ def apply_plan(model: onnx.ModelProto, plan: GraftPlan, info: ModelInfo | None =
     graph = gs.import_onnx(model)
     relus = {n.name: n for n in graph.nodes if n.op == "Relu"}
     records = [_graft_site(graph, relus[lp.site], lp, info.site(lp.site)) for lp in plan.layers if lp.indices]
-    from dataclasses import asdict
-
-    out = _finish(graph, model, records, asdict(plan.provenance))
-    try:
-        onnx.checker.check_model(out, full_check=True)
-    except Exception as exc:  # pragma: no cover - a bug in the rewrite, not user input
-        raise RuntimeError(f"grafted model fails onnx.checker: {exc}") from exc
-    return out
+    return export_like(graph, model, _metadata(model, records, asdict(plan.provenance)), "grafted")

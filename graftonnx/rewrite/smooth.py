@@ -24,6 +24,7 @@ from ..errors import BadInput
 from ..model.info import ReluSite
 from ..model.runtime import OrtRunner, tensor_shapes
 from ..planning.plan import GRANULARITIES, GraftPlan, LayerPlan
+from ._export import export_like
 from .graft import layer_tensors
 
 __all__ = ["SMOOTH_OPS", "SMOOTH_KEY", "smooth_sites", "apply_smooth_plan", "fit_smooth_lines", "smooth_plan"]
@@ -89,19 +90,8 @@ def apply_smooth_plan(model: onnx.ModelProto, plan: GraftPlan) -> onnx.ModelProt
     graph = gs.import_onnx(model)
     acts = {n.name: n for n in graph.nodes if n.op in SMOOTH_OPS}
     records = [_graft(graph, acts[lp.site], lp, sites[lp.site]) for lp in plan.layers if lp.indices]
-    graph.cleanup().toposort()
-    out = gs.export_onnx(graph, do_type_check=True)
-    out.ir_version = model.ir_version
-    del out.opset_import[:]
-    out.opset_import.extend(model.opset_import)
-    out.producer_name, out.producer_version = model.producer_name, model.producer_version
     meta[SMOOTH_KEY] = json.dumps(json.loads(meta.get(SMOOTH_KEY, "[]")) + records)
-    for k, val in meta.items():
-        out.metadata_props.add(key=k, value=val)
-    for old_vi, new_vi in zip(list(model.graph.output), list(out.graph.output), strict=True):
-        new_vi.CopyFrom(old_vi)
-    onnx.checker.check_model(out, full_check=True)
-    return out
+    return export_like(graph, model, meta, "smooth-grafted")
 
 
 def fit_smooth_lines(z: np.ndarray, op: str) -> tuple[np.ndarray, np.ndarray]:
