@@ -7,12 +7,16 @@ from typing import Any, TypeVar
 
 import click
 
+from .._io import check_output_path
 from ..api import DEFAULT_EPS, GraftSettings
 from ..bounds import BOUND_METHODS
+from ..data.dataset import Dataset
+from ..model import ModelInfo, inspect_model, load_model
 from ..planning import GRANULARITIES, INITS, SELECTORS
 from ..scoring import SIGNIFICANCE
+from ._data_options import load_from_options
 
-__all__ = ["score_options", "select_options", "settings_from"]
+__all__ = ["score_options", "select_options", "settings_from", "output_options", "prepare"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,3 +77,29 @@ def settings_from(kw: dict[str, Any]) -> GraftSettings:
         criterion=kw.get("criterion", "combined"), ratio=ratio, count=count, scope=kw.get("scope", "global"),
         granularity=kw.get("granularity", "neuron"), init=kw.get("init", "const"), layers=layers,
         stages=kw.get("stages", 5), seed=kw.get("seed") or 0, batch_size=kw.get("batch_size", 256))
+
+
+def output_options(fn: F) -> F:
+    """--force, --json, --progress/--no-progress (the -o option differs per command)."""
+    return _stack(
+        click.option("--force", is_flag=True, help="Overwrite existing output files."),
+        click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary."),
+        click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars."),
+    )(fn)
+
+
+def prepare(model: str, kw: dict[str, Any], outputs: tuple[str | None, ...] = (), force: bool = False,
+            selection: bool = False) -> tuple[Any, ModelInfo, Dataset, GraftSettings]:
+    """The common start of score/plan/graft: check outputs and settings first (fail fast), then load.
+
+    Returns ``(model proto, info, dataset, settings)``.
+    """
+    for out in outputs:
+        if out:
+            check_output_path(out, force)
+    s = settings_from(kw)
+    if selection:
+        s.selection()
+    m = load_model(model)
+    info = inspect_model(m)
+    return m, info, load_from_options(info, kw), s

@@ -7,13 +7,11 @@ from typing import Any
 import click
 
 from .. import api
-from .._io import check_output_path
-from ..model import inspect_model, load_model
 from ..planning import GraftPlan
 from ..scoring import ScoreTable
 from ._base import echo_json, main
-from ._data_options import data_options, load_from_options
-from ._graft_options import score_options, select_options, settings_from
+from ._data_options import data_options
+from ._graft_options import output_options, prepare, score_options, select_options
 from .score_cmd import print_unr
 
 __all__ = ["graft_cmd"]
@@ -29,23 +27,14 @@ __all__ = ["graft_cmd"]
 @score_options
 @select_options
 @click.option("--save-plan", type=click.Path(dir_okay=False), default=None, help="Also write the plan used here.")
-@click.option("--force", is_flag=True, help="Overwrite existing output files.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@output_options
 def graft_cmd(model: str, output: str, plan_path: str | None, scores: str | None, save_plan: str | None,
               force: bool, as_json: bool, progress: bool, **kw: Any) -> None:
     """Graft linearity into MODEL: the chosen ReLU neurons become a·x + b; write the result to OUTPUT.
 
     Without --data, inputs are sampled uniformly from --input-range (real data gives better choices).
     """
-    check_output_path(output, force)
-    if save_plan:
-        check_output_path(save_plan, force)
-    s = settings_from(kw)
-    s.selection()
-    m = load_model(model)
-    info = inspect_model(m)
-    data = load_from_options(info, kw)
+    m, info, data, s = prepare(model, kw, (output, save_plan), force, selection=True)
     if plan_path:
         plan = GraftPlan.load(plan_path)
         table = None

@@ -7,12 +7,10 @@ from typing import Any
 import click
 
 from .. import api
-from .._io import check_output_path
-from ..model import inspect_model, load_model
 from ..scoring import ScoreTable
 from ._base import echo_json, main
-from ._data_options import data_options, load_from_options
-from ._graft_options import score_options, settings_from
+from ._data_options import data_options
+from ._graft_options import output_options, prepare, score_options
 
 __all__ = ["score_cmd", "print_unr"]
 
@@ -22,17 +20,10 @@ __all__ = ["score_cmd", "print_unr"]
 @data_options
 @score_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write the scores (JSON) here.")
-@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@output_options
 def score_cmd(model: str, output: str | None, force: bool, as_json: bool, progress: bool, **kw: Any) -> None:
     """Score every ReLU neuron of MODEL: how often it is unstable over ε-balls, and how much it matters."""
-    if output:
-        check_output_path(output, force)
-    s = settings_from(kw)
-    m = load_model(model)
-    info = inspect_model(m)
-    data = load_from_options(info, kw)
+    m, _, data, s = prepare(model, kw, (output,), force)
     table = api.score(m, data, s, progress=progress)
     if output:
         table.save(output)
