@@ -102,3 +102,16 @@ def test_neuralsat_real_unsat_and_sat(bench: Path, tmp_path: Path) -> None:
     assert attacked.verdict == "sat", attacked.message
     assert attacked.counterexample is not None and np.argmax(attacked.counterexample.outputs) != 7
     assert set(Journal(journal).load()) == {(r.instance, "neuralsat") for r in s.results}
+
+
+def test_lirpa_on_a_grafted_net(tmp_path: Path, mnist_csv: Path) -> None:
+    """Grafted lines (Mul/Add around the Relu) must bound, not crash: the robust point stays unsat."""
+    grafted = tmp_path / "grafted.onnx"
+    res = CliRunner().invoke(main, ["graft", str(model_path(NET)), "-o", str(grafted), "--data", str(mnist_csv),
+                                    "--n", "20", "--eps", "0.02", "--init", "fit", "--ratio", "0.3",
+                                    "--no-progress"])
+    assert res.exit_code == 0, res.output
+    bench = make_bench(tmp_path / "g", grafted, mnist_csv, [(0, 0.005)])
+    (r,) = verify_benchmark(bench, "lirpa", BackendOptions(method="crown"), tmp_path / "r.jsonl",
+                            progress=False).results
+    assert r.verdict == "unsat", r.message

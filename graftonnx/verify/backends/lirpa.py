@@ -47,7 +47,7 @@ def _net(path: str, mtime: float) -> _Net:
     from ...torch_bridge import to_torch
 
     lirpa = auto_lirpa()
-    net = to_torch(onnx.load(path)).eval()
+    net = to_torch(onnx.load(path)).eval().inline_constants()  # graft lines as constants, not Param products
     for p in net.parameters():
         p.requires_grad_(False)
     opts = {**BOUND_OPTS, "optimize_bound_args": dict(_ALPHA_ARGS)}
