@@ -8,7 +8,7 @@ stays flat however many images are scored.  ``x`` may be a memory-mapped array.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,8 +102,11 @@ class UnstableCounts:
 
 def unstable_counts(method: str, model: onnx.ModelProto, x: np.ndarray, eps: float,
                     input_range: tuple[float, float], sites: Sequence[ReluSite],
-                    batch_size: int = 256) -> UnstableCounts:
-    """Count unstable neurons per neuron and per image, streaming the bounds batch by batch."""
+                    batch_size: int = 256, on_batch: Callable[[int], object] | None = None) -> UnstableCounts:
+    """Count unstable neurons per neuron and per image, streaming the bounds batch by batch.
+
+    ``on_batch(n)`` is called after each batch of ``n`` images (e.g. a progress bar's update).
+    """
     n = len(x)
     per_neuron = {s.name: np.zeros(s.shape, dtype=np.int64) for s in sites}
     per_image = {s.name: np.zeros(n, dtype=np.int64) for s in sites}
@@ -112,4 +115,6 @@ def unstable_counts(method: str, model: onnx.ModelProto, x: np.ndarray, eps: flo
             u = bounds[s.name].unstable()
             per_neuron[s.name] += u.sum(axis=0)
             per_image[s.name][sl] = u.reshape(len(u), -1).sum(axis=1)
+        if on_batch is not None:
+            on_batch(sl.stop - sl.start)
     return UnstableCounts(n, per_neuron, per_image, {s.name: s.size for s in sites})

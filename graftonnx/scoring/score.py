@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 from tqdm.auto import tqdm
 
+from ..bounds.stream import unstable_counts
 from ..data.dataset import Dataset
 from ..errors import BadInput
 from ..model.info import ModelInfo, ReluSite, inspect_model
@@ -34,18 +35,11 @@ def labels_for(model: onnx.ModelProto, data: Dataset, batch_size: int = 256) -> 
 def instability_counts(model: onnx.ModelProto, data: Dataset, sites: Sequence[ReluSite], eps: float,
                        bound: str = "ibp", batch_size: int = 256,
                        progress: bool = True) -> dict[str, np.ndarray]:
-    """Per site, per neuron: the number of images whose ε-ball makes the neuron unstable."""
-    from ..bounds.stream import iter_site_bounds
-
-    counts = {s.name: np.zeros(s.size, dtype=np.int64) for s in sites}
-    bar = tqdm(total=len(data), desc=f"bounds ({bound}, eps={eps:g})", unit="img", disable=not progress,
-               leave=False)
-    for part, bounds in iter_site_bounds(bound, model, data.x, eps, data.input_range, sites, batch_size):
-        for s in sites:
-            counts[s.name] += bounds[s.name].unstable().reshape(-1, s.size).sum(axis=0)
-        bar.update(part.stop - part.start)
-    bar.close()
-    return counts
+    """Per site, per neuron (flat): the number of images whose ε-ball makes the neuron unstable."""
+    with tqdm(total=len(data), desc=f"bounds ({bound}, eps={eps:g})", unit="img", disable=not progress,
+              leave=False) as bar:
+        counts = unstable_counts(bound, model, data.x, eps, data.input_range, sites, batch_size, bar.update)
+    return {name: per.reshape(-1) for name, per in counts.per_neuron.items()}
 
 
 def score_model(model: onnx.ModelProto, data: Dataset, *, eps: float, bound: str = "ibp",
