@@ -1,0 +1,274 @@
+"""Per-model metrics of a verification run: VA, verdict counts, times, UNR, SA and RA.
+
+Why per (model, backend) rows measured against the benchmark folder: the paper's claim is
+"grafted nets verify more often and faster", so a report must put a grafted net's VA,
+times and unstable-neuron ratio beside its baseline's, on *the same* instances.  VA counts
+against every instance instances.csv lists for the model, so an unfinished run can never
+look better than it is (unrun instances are reported as ``missing``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from ..bench.spec import Property
+from ..bench.vnnlib import read_vnnlib
+from ..bounds.base import BOUND_METHODS
+from ..data.dataset import Dataset
+from ..errors import BadInput
+from ..model.info import ModelInfo, inspect_model
+from ..model.loader import load_model
+from ..rewrite.graft import PROVENANCE_KEY, graft_records
+from ..verify.runner import Instance, read_instances
+from .results import JournalRecord, read_journals
+from .unr import BoxUnr, unr_on_boxes
+
+__all__ = ["ReportOptions", "ModelMetrics", "Report", "GraftInfo", "DataSource", "build_report", "graft_info",
+           "group_key", "time_stats"]
+
+#: Images for SA/RA: one Dataset for every model, or a loader given each model's ModelInfo.
+DataSource = Dataset | Callable[[ModelInfo], Dataset] | None
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How the report measures: UNR bound method, and the PGD attack for RA (when data is given)."""
+
+    bound: str = "ibp"
+    batch_size: int = 64
+    eps: float | None = None
+    steps: int = 100
+    restarts: int = 5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GraftInfo:
+    """What a grafted ONNX says about itself (``graftonnx.provenance`` / ``graftonnx.grafts`` metadata)."""
+
+    grafted: bool
+    ratio: float | None = None
+    criterion: str | None = None
+    neurons: int | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """One report row: a model of the benchmark under one backend (``backend == ""``: no results)."""
+
+    model: str
+    name: str
+    group: str
+    backend: str
+    instances: int
+    sat: int
+    unsat: int
+    timeouts: int
+    unknown: int
+    errors: int
+    missing: int
+    mean_time: float | None
+    median_time: float | None
+    mean_time_solved: float | None
+    median_time_solved: float | None
+    times: tuple[float, ...]
+    verdicts: tuple[str, ...]
+    unr: BoxUnr
+    graft: GraftInfo
+    sa: float | None = None
+    ra: float | None = None
+
+    @property
+    def va(self) -> float | None:
+        """Verified accuracy: unsat / instances listed for this model (None without results)."""
+        return self.unsat / self.instances if self.backend and self.instances else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["unr"] = {"bound": self.unr.bound, "boxes": self.unr.boxes, "unr": self.unr.unr,
+                    "unstable": self.unr.unstable, "neurons": self.unr.neurons,
+                    "layers": [asdict(x) | {"unr": x.unr} for x in self.unr.layers]}
+        d["times"], d["verdicts"] = list(self.times), list(self.verdicts)
+        return d | {"va": self.va}
+
+
+@dataclass(frozen=True)
+class Report:
+    """All rows, sorted so grafted variants sit beside their baseline, plus how they were measured."""
+
+    bench: str
+    journals: tuple[str, ...]
+    options: ReportOptions
+    data: str | None
+    rows: tuple[ModelMetrics, ...]
+
+    @property
+    def has_grafts(self) -> bool:
+        return any(r.graft.grafted for r in self.rows)
+
+    @property
+    def has_accuracy(self) -> bool:
+        return any(r.sa is not None for r in self.rows)
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.backend for r in self.rows if r.backend))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bench": self.bench, "journals": list(self.journals), "options": asdict(self.options),
+                "data": self.data, "models": [r.to_dict() for r in self.rows]}
+
+
+_GRAFT_SUFFIX = re.compile(r"[-_.]?graft(ed)?([-_]?[0-9.]+)?([-_.].*)?$", re.IGNORECASE)
+
+
+def group_key(name: str, source: str = "") -> str:
+    """The baseline's name a model belongs with: ``net-graft25`` and ``net_grafted-ft`` → ``net``."""
+    stem = Path(source).stem if source else name
+    return _GRAFT_SUFFIX.sub("", stem) or stem
+
+
+def graft_info(model: onnx.ModelProto, info: ModelInfo) -> GraftInfo:
+    """Ratio, criterion and grafted-neuron count from the model's metadata (absent: not grafted)."""
+    records = graft_records(model)
+    prov: dict[str, Any] = {}
+    for p in model.metadata_props:
+        if p.key == PROVENANCE_KEY:
+            try:
+                prov = dict(json.loads(p.value))
+            except (ValueError, TypeError):
+                prov = {}
+    if not records and not prov:
+        return GraftInfo(False)
+    sites = {s.name: s for s in info.relus}
+    neurons = 0
+    for r in records:
+        site = sites.get(str(r.get("site")))
+        per = site.per_channel if site is not None and r.get("granularity") == "channel" else 1
+        neurons += int(r.get("count", 0)) * per  # type: ignore[call-overload]
+    ratio = prov.get("ratio")
+    return GraftInfo(True, float(ratio) if isinstance(ratio, int | float) else None,
+                     str(prov.get("criterion") or "") or None, neurons if records else None,
+                     str(prov.get("model") or ""))
+
+
+def time_stats(times: Sequence[float]) -> tuple[float | None, float | None]:
+    """(mean, median) of ``times``; (None, None) when empty."""
+    if not times:
+        return None, None
+    return float(statistics.fmean(times)), float(statistics.median(times))
+
+
+def _row(model: str, backend: str, listed: list[Instance], results: list[JournalRecord], unr: BoxUnr,
+         graft: GraftInfo, acc: tuple[float | None, float | None]) -> ModelMetrics:
+    verdicts = [r.result.verdict for r in results]
+    times = [float(r.result.seconds) for r in results]
+    solved = [t for t, v in zip(times, verdicts, strict=True) if v in ("sat", "unsat")]
+    mean, median = time_stats(times)
+    mean_s, median_s = time_stats(solved)
+    name = Path(model).stem
+    return ModelMetrics(model, name, group_key(name, graft.source), backend, len(listed), verdicts.count("sat"),
+                        verdicts.count("unsat"), verdicts.count("timeout"), verdicts.count("unknown"),
+                        verdicts.count("error"), len(listed) - len(results), mean, median, mean_s, median_s,
+                        tuple(times), tuple(verdicts), unr, graft, acc[0], acc[1])
+
+
+def _accuracy(model: onnx.ModelProto, info: ModelInfo, data: DataSource, opts: ReportOptions
+              ) -> tuple[float | None, float | None]:
+    """(SA, RA) with every attack confirmed in onnxruntime; RA only when ``opts.eps`` is set."""
+    if data is None:
+        return None, None
+    from ..train.evaluate import EvalConfig, evaluate
+
+    ds = data(info) if callable(data) else data
+    if ds.y is None:
+        raise BadInput(f"dataset {ds.source} has no labels: SA and RA need the true class of each image")
+    res = evaluate(model, ds, EvalConfig(opts.eps or 0.0, opts.steps, opts.restarts, seed=opts.seed))
+    return res.sa, (res.ra if opts.eps is not None else None)
+
+
+def _regroup(rows: list[ModelMetrics], sites: dict[str, tuple[tuple[str, int], ...]]) -> list[ModelMetrics]:
+    """Attach a grafted model whose name does not name its baseline to the one baseline with its ReLU sites.
+
+    Why: the rewrite keeps every ReLU site's name and size, so ``my-experiment.onnx`` grafted
+    from ``net.onnx`` is recognised by its sites when its file name says nothing.
+    """
+    baselines = {r.group: sites[r.model] for r in rows if not r.graft.grafted}
+    out = []
+    for r in rows:
+        if r.graft.grafted and r.group not in baselines:
+            match = [g for g, sig in baselines.items() if sig == sites[r.model]]
+            if len(match) == 1:
+                r = replace(r, group=match[0])
+        out.append(r)
+    return out
+
+
+def _sort_key(r: ModelMetrics) -> tuple[Any, ...]:
+    return (r.group, r.graft.grafted, r.graft.ratio if r.graft.ratio is not None else -1.0, r.graft.criterion or "",
+            r.name, r.backend)
+
+
+def _model_rows(bench: Path, model: str, listed: list[Instance], done: dict[tuple[str, str], JournalRecord],
+                backends: Sequence[str], props: dict[str, Property], opts: ReportOptions, data: DataSource
+                ) -> tuple[list[ModelMetrics], tuple[tuple[str, int], ...]]:
+    """The rows of one model (one per backend with results) and its ReLU-site signature."""
+    proto = load_model(bench / model)
+    info = inspect_model(proto)
+    boxes = [props[v] for v in dict.fromkeys(i.vnnlib for i in listed)]
+    unr = unr_on_boxes(proto, info, boxes, opts.bound, opts.batch_size, where=str(bench / model))
+    graft = graft_info(proto, info)
+    acc = _accuracy(proto, info, data, opts)
+    per_backend = [(b, [done[(i.key, b)] for i in listed if (i.key, b) in done]) for b in backends]
+    per_backend = [(b, rs) for b, rs in per_backend if rs] or [("", [])]
+    rows = []
+    for backend, rs in per_backend:
+        rows.append(_row(model, backend, listed, rs, unr, graft, acc))
+        if backend and len(rs) < len(listed):
+            warnings.warn(f"{backend} has results for {len(rs)} of the {len(listed)} instances of {model}: "
+                          "the rest count as missing (not verified)", stacklevel=3)
+    return rows, tuple((s.name, s.size) for s in info.relus)
+
+
+def build_report(journals: Sequence[str | os.PathLike[str]], bench: str | os.PathLike[str],
+                 options: ReportOptions | None = None, data: DataSource = None,
+                 data_label: str | None = None) -> Report:
+    """Metrics of every model of ``bench`` from the results in ``journals`` (later lines/files win).
+
+    Rows: one per (model, backend) that has results, and one with ``backend == ""`` for a
+    model no journal covers (its UNR still tells how hard it is).  ``data`` adds SA (and RA
+    at ``options.eps``); the bench's models take raw pixels, so give the data unnormalised.
+    ``data_label`` describes the data in the report (default: the Dataset's own description).
+    Everything the user can get wrong is checked before the first bound is computed.
+    """
+    opts = options or ReportOptions()
+    BOUND_METHODS.get(opts.bound)
+    if opts.eps is not None and not opts.eps >= 0:
+        raise BadInput(f"--eps {opts.eps} must be >= 0 (the L∞ attack radius on the raw pixel scale)")
+    if opts.eps is not None and data is None:
+        raise BadInput("--eps measures robust accuracy on images: give --data too")
+    root = Path(bench)
+    instances = read_instances(root)
+    done = read_journals(journals, instances, root)
+    props = {v: read_vnnlib(root / v) for v in dict.fromkeys(i.vnnlib for i in instances)}
+    backends = sorted({b for _, b in done})
+    rows: list[ModelMetrics] = []
+    sites: dict[str, tuple[tuple[str, int], ...]] = {}
+    for model in dict.fromkeys(i.model for i in instances):
+        listed = [i for i in instances if i.model == model]
+        got, sites[model] = _model_rows(root, model, listed, done, backends, props, opts, data)
+        rows += got
+    desc = data_label or (None if data is None else data.describe() if isinstance(data, Dataset) else "given")
+    rows = sorted(_regroup(rows, sites), key=_sort_key)
+    return Report(str(bench), tuple(str(j) for j in journals), opts, desc, tuple(rows))
