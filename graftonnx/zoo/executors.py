@@ -1,0 +1,120 @@
+"""Where per-model work runs: in this process, in a process pool, or as Ray tasks.
+
+Why an executor registry: the pipeline (:func:`graftonnx.zoo.pipeline.run_model`) is a
+pure function of a picklable job that journals its own steps, so *where* it runs does
+not change *what* it computes.  The local executor stays the default (no extra
+dependency); Ray spreads models over a cluster, or over a local Ray started on demand.
+Ray task results are only outcomes: the numbers live in the journal every worker
+appends to (the out folder must be on a shared filesystem for a multi-machine cluster).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import BadInput
+from ..registry import Registry
+from .pipeline import ModelJob, ModelOutcome, run_model
+
+__all__ = ["ExecutorConfig", "Executor", "EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor"]
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """``workers``: models at once (local); ``ray_address``: an existing cluster, else a local Ray of ``num_cpus``."""
+
+    workers: int = 1
+    ray_address: str | None = None
+    num_cpus: int = 2
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, jobs: Sequence[ModelJob]) -> Iterator[ModelOutcome]: ...
+
+
+EXECUTORS: Registry[Callable[[ExecutorConfig], Executor]] = Registry("executor")
+
+
+def make_executor(name: str, cfg: ExecutorConfig) -> Executor:
+    """Build executor ``name`` (an unknown name is BadInput)."""
+    if cfg.workers < 1 or cfg.num_cpus < 1:
+        raise BadInput(f"--workers {cfg.workers} / --num-cpus {cfg.num_cpus} must be at least 1")
+    return EXECUTORS.get(name)(cfg)
+
+
+def _crashed(job: ModelJob, why: str) -> ModelOutcome:
+    return ModelOutcome(job.entry.name, "failed", f"worker died ({why}): rerun to resume from the journal", ())
+
+
+@EXECUTORS.register("local")
+@dataclass(frozen=True)
+class LocalExecutor:
+    """Sequential in this process (``workers`` 1), else a spawn process pool of ``workers``."""
+
+    cfg: ExecutorConfig
+    name: str = "local"
+
+    def run(self, jobs: Sequence[ModelJob]) -> Iterator[ModelOutcome]:
+        if self.cfg.workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                yield run_model(job)
+            return
+        ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
+        with ProcessPoolExecutor(max_workers=self.cfg.workers, mp_context=ctx) as pool:
+            futs = {pool.submit(run_model, job): job for job in jobs}
+            for fut in as_completed(futs):
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    yield _crashed(futs[fut], "process pool broken")
+
+
+@EXECUTORS.register("ray")
+@dataclass(frozen=True)
+class RayExecutor:
+    """One Ray task (1 CPU) per model; a local Ray with ``num_cpus`` is started (and stopped) when no address."""
+
+    cfg: ExecutorConfig
+    name: str = "ray"
+
+    def run(self, jobs: Sequence[ModelJob]) -> Iterator[ModelOutcome]:
+        try:
+            import ray
+        except ImportError:
+            raise BadInput("--executor ray needs Ray: pip install ray, or use --executor local") from None
+        started = not ray.is_initialized()
+        if started:
+            self._init(ray)
+        try:
+            task = ray.remote(num_cpus=1, max_retries=0)(run_model)
+            pending = {task.remote(job): job for job in jobs}
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                job = pending.pop(ready[0])
+                try:
+                    yield ray.get(ready[0])
+                except ray.exceptions.RayError as exc:
+                    yield _crashed(job, type(exc).__name__)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _init(self, ray: object) -> None:
+        kw: dict[str, object] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        try:
+            if self.cfg.ray_address:
+                ray.init(address=self.cfg.ray_address, **kw)  # type: ignore[attr-defined]
+            else:
+                ray.init(num_cpus=self.cfg.num_cpus, **kw)  # type: ignore[attr-defined]
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.cfg.ray_address or "a local Ray"
+            msg = " ".join(str(exc).split())[:200]
+            raise BadInput(f"cannot start or reach {where} ({msg}): check --ray-address, or use --executor local") \
+                from None
