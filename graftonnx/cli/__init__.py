@@ -17,7 +17,6 @@ from . import finetune_cmd, train_cmd, evaluate_cmd  # noqa: E402,F401  isort: s
 from . import export_cmd  # noqa: E402,F401  isort: skip
 from . import simplify_cmd  # noqa: E402,F401  isort: skip
 from . import verify_cmd  # noqa: E402,F401  isort: skip
-from . import zoo_cmd  # noqa: E402,F401  isort: skip
 from . import report_cmd  # noqa: E402,F401  isort: skip
 from . import zoo_cmd  # noqa: E402,F401  isort: skip
 
