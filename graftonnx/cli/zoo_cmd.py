@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,10 @@ def _manifest(source: str, kw: dict[str, Any]) -> Any:
         flag = "--" + given[0].replace("_", "-")
         raise BadInput(f"{flag} applies to a folder of models; with a manifest put it under 'defaults:' in {p}")
     return load_manifest(p)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @main.command("zoo")
@@ -107,7 +113,13 @@ def zoo_cmd(source: str, output: str, executor: str, workers: int, ray_address: 
             click.echo(f"{o.model}: {o.status}" + (f" ({o.error})" if o.error else "")
                        + (f" [ran {', '.join(o.ran)}]" if o.ran else " [all steps from the journal]"))
 
-    result = run_zoo(manifest, output, executor, ExecutorConfig(workers, ray_address, num_cpus), threads, tell)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # unwind like Ctrl-C
+    try:
+        result = run_zoo(manifest, output, executor, ExecutorConfig(workers, ray_address, num_cpus), threads, tell)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if as_json:
         echo_json({"output": str(result.out), "failed": list(result.failed),
                    "rows": [r.__dict__ for r in result.rows]})

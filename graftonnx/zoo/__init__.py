@@ -29,7 +29,7 @@ from .manifest import (
     load_manifest,
     manifest_from_folder,
 )
-from .pipeline import ModelJob, ModelOutcome, run_model, step_names, variant_names
+from .pipeline import ModelJob, ModelOutcome, run_model, step_names, sweep_temporaries, variant_names
 
 __all__ = ["run_zoo", "ZooResult", "SummaryRow", "build_summary", "summary_markdown", "check_out_folder",
            "SUMMARY_FORMAT", "EXECUTORS", "ExecutorConfig", "make_executor", "ZooJournal", "StepRecord", "DONE",
@@ -101,6 +101,7 @@ def run_zoo(manifest: Manifest, out: str | os.PathLike[str], executor: str = "lo
     cfg = cfg or ExecutorConfig()
     ex = make_executor(executor, cfg)
     root = check_out_folder(out)
+    sweep_temporaries(root)
     journal = ZooJournal(root / "journal.jsonl")
     _check_journal(manifest, journal)
     atomic_write_json(root / "manifest.json", {"source": manifest.source,

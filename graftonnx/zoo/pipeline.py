@@ -12,6 +12,8 @@ run gives the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -20,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_json
-from ..errors import GraftError
+from ..errors import BadInput, GraftError
 from .journal import DONE, FAILED, StepRecord, ZooJournal
 from .manifest import ModelEntry
 
-__all__ = ["ModelJob", "ModelOutcome", "run_model", "variant_names", "step_names"]
+__all__ = ["ModelJob", "ModelOutcome", "run_model", "variant_names", "step_names", "sweep_temporaries"]
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,6 @@ def _inspect(ctx: _Ctx) -> tuple[dict[str, str], dict[str, Any]]:
     atomic_write_json(path, {"model": ctx.entry.path, "relu_sites": [s.name for s in info.relus],
                              "relu_neurons": int(sum(s.size for s in info.relus))})
     if not info.relus:
-        from ..errors import BadInput
-
         raise BadInput(f"model {ctx.entry.path} has no ReLU: there is nothing to graft")
     return {"info": ctx.rel(path)}, {"relu_neurons": int(sum(s.size for s in info.relus))}
 
@@ -230,6 +230,15 @@ def _message(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}{where}".split())[:500]
 
 
+def sweep_temporaries(folder: Path) -> None:
+    """Remove temp files/folders a killed run left (``.name.XXXX.tmp``, ``.bench.old-PID``): never outputs."""
+    if not folder.is_dir():
+        return
+    for p in [*folder.glob(".*.tmp"), *folder.glob(".*.old-*")]:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
 def run_model(job: ModelJob) -> ModelOutcome:
     """Run (or resume) every step of ``job.entry``; a failing step is journaled as failed and ends this model only."""
     import torch
@@ -238,6 +247,7 @@ def run_model(job: ModelJob) -> ModelOutcome:
     journal = ZooJournal(job.journal)
     entry, fp = job.entry, job.entry.fingerprint()
     ctx = _Ctx(job, journal.done(entry.name, fp))
+    sweep_temporaries(ctx.dir)  # one model is never run by two workers at once, so these are stale
     ran: list[str] = []
     for step in step_names(entry):
         if step in ctx.done:
