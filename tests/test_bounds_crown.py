@@ -142,9 +142,14 @@ def test_foreign_src_package_is_left_alone(tmp_path) -> None:
         import sys, numpy as np
         sys.path.insert(0, {str(tmp_path)!r})
         import src
-        from graftonnx._lirpa import auto_lirpa
+        from graftonnx._lirpa import auto_lirpa, lirpa_bounds
+        from graftonnx.model import inspect_model, load_model
         lirpa = auto_lirpa()
         assert hasattr(lirpa, "BoundedModule")
+        model = load_model({str(model_path("mnist-net_256x2"))!r})
+        lo = np.full((2, 784, 1), 0.4, np.float32)
+        b = lirpa_bounds(model, lo, lo + 0.05, inspect_model(model).relus, "CROWN")
+        assert all(np.all(v.lower <= v.upper) for v in b.values())
         import src as again
         assert again is src and again.MARK == "foreign", again
         import logging

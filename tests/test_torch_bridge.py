@@ -260,3 +260,14 @@ def test_small_graphs_match_onnxruntime(case: str) -> None:
     module = to_torch(model)
     assert_parity(ort_callable(model), torch_callable(module), random_inputs(tuple(shape[1:]), 6, -2, 2), atol=1e-5)
     assert write_back(model, module).SerializeToString() == model.SerializeToString()
+
+
+def test_parameters_keyed_by_initialiser_names() -> None:
+    model = prepend_normalisation(load_model(model_path("resnet_2b")), CIFAR_MEAN, CIFAR_STD)
+    module = to_torch(model)
+    params = module.initialiser_parameters()
+    float_inits = {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT}
+    assert set(params) == float_inits - {"input.1__mean", "input.1__std"}  # normalisation never trains
+    w = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "conv1.weight"))
+    assert np.array_equal(params["conv1.weight"].detach().numpy(), w)
+    assert {id(p) for p in module.weight_parameters()} == {id(p) for p in params.values()}

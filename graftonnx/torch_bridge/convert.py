@@ -243,6 +243,10 @@ class OnnxModule(nn.Module):
         for p in self.weights.values():
             p.requires_grad_(False)
 
+    def initialiser_parameters(self) -> dict[str, nn.Parameter]:
+        """The weight parameters keyed by their ONNX initialiser names (grafted lines excluded)."""
+        return {name: self.weights[key] for name, key in self._weight_keys}
+
     def initialiser_values(self) -> dict[str, np.ndarray]:
         """Current values of every initialiser the module may change, keyed by ONNX name."""
         out = {name: self.weights[key].detach().cpu().numpy() for name, key in self._weight_keys}
