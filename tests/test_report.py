@@ -133,6 +133,8 @@ def test_synthetic_counts_va_and_times(bench: Path, synth_journal: Path) -> None
     assert base.median_time == pytest.approx(3.0) and base.mean_time_solved == pytest.approx(2.0)
     assert _row(rep, G50).median_time_solved == pytest.approx(1.5)
     assert _row(rep, TUNED).va == pytest.approx(1 / 3)  # unrun instance counts against VA
+    twice = build_report([synth_journal, synth_journal], bench)  # the same results again: later lines win
+    assert [(r.va, r.times) for r in twice.rows] == [(r.va, r.times) for r in rep.rows]
 
 
 def test_grafted_rows_carry_provenance_and_sort_beside_baseline(bench: Path, synth_journal: Path) -> None:

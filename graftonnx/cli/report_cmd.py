@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..bounds import BOUND_METHODS
 from ..data.dataset import Dataset
 from ..errors import BadInput
 from ..model.info import ModelInfo
@@ -34,7 +35,7 @@ def _data_loader(kw: dict[str, Any]) -> Any:
 @click.option("--bench", "bench", required=True, type=click.Path(file_okay=False),
               help="The benchmark folder the journals were verified on (instances.csv, onnx/, vnnlib/).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Report folder to create.")
-@click.option("--bound", type=click.Choice(["ibp", "crown"]), default="ibp", show_default=True,
+@click.option("--bound", type=click.Choice(BOUND_METHODS.keys()), default="ibp", show_default=True,
               help="Bound method for the unstable-neuron ratio on the instances' input boxes.")
 @click.option("--eps", type=float, default=None,
               help="L∞ radius (raw pixel scale) for PGD robust accuracy on --data. Default: SA only.")
