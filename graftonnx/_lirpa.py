@@ -288,6 +288,8 @@ def lirpa_bounds(model: onnx.ModelProto, lo: np.ndarray, hi: np.ndarray, sites: 
         if s.name not in bounded.inputs:
             raise BadInput(f"site {s.name!r} is not a Relu node of the model; sites are {', '.join(bounded.inputs)}")
     names = [s.name for s in sites]
+    if not names:
+        return {}
     parts = [_bound_chunk(bounded, lo[i:i + bounded.chunk], hi[i:i + bounded.chunk], names, method)
              for i in range(0, len(lo), bounded.chunk)]
     return {n: SiteBounds(np.concatenate([p[n][0] for p in parts]), np.concatenate([p[n][1] for p in parts]))
