@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import torch
 
 from ...bench.spec import Property
@@ -42,18 +41,24 @@ class _Net:
 
 @lru_cache(maxsize=2)
 def _net(path: str, mtime: float) -> _Net:
-    """Convert and trace a model once per worker process (a benchmark reuses one model many times)."""
-    from ..._lirpa import BOUND_OPTS, auto_lirpa
+    """Convert and trace a model once per worker process (a benchmark reuses one model many times).
+
+    The bounded module comes from :func:`graftonnx._lirpa.lirpa_model`, the one place that
+    knows how to drive auto_LiRPA soundly: the input prefix (normalisation, layout ops) is
+    applied to the box exactly, the conv mode fits the graph (grafted conv nets need
+    ``matrix``) and CROWN is intersected with IBP.
+    """
+    from ..._lirpa import lirpa_model
+    from ...model.loader import load_model
     from ...torch_bridge import to_torch
 
-    lirpa = auto_lirpa()
-    net = to_torch(onnx.load(path)).eval().inline_constants()  # graft lines as constants, not Param products
+    model = load_model(path)  # names unnamed nodes: auto_LiRPA's ReLUs are matched to sites by name
+    lm = lirpa_model(model)
+    lm.module.set_bound_opts({"optimize_bound_args": dict(_ALPHA_ARGS)})
+    net = to_torch(model).eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    opts = {**BOUND_OPTS, "optimize_bound_args": dict(_ALPHA_ARGS)}
-    bounded = lirpa.BoundedModule(net, (torch.zeros((1, *net.input_shape)),), bound_opts=opts, device="cpu",
-                                  verbose=False)
-    return _Net(net, bounded, tuple(net.input_shape))
+    return _Net(net, lm, tuple(net.input_shape))
 
 
 def _margin_matrix(prop: Property) -> torch.Tensor:
@@ -72,10 +77,11 @@ def margin_lower_bounds(net: _Net, prop: Property, method: str) -> np.ndarray:
     lirpa = auto_lirpa()
     lo = torch.from_numpy(prop.lower.astype(np.float32).reshape((1, *net.input_shape)))
     hi = torch.from_numpy(prop.upper.astype(np.float32).reshape((1, *net.input_shape)))
+    lo, hi = net.bounded.inner_box(lo, hi)
     x = lirpa.BoundedTensor((lo + hi) / 2, lirpa.PerturbationLpNorm(norm=float("inf"), x_L=lo, x_U=hi))
     grad = torch.enable_grad() if method == "CROWN-Optimized" else torch.no_grad()
     with grad:
-        lb, _ = net.bounded.compute_bounds(x=(x,), C=_margin_matrix(prop), method=method, bound_upper=False)
+        lb, _ = net.bounded.module.compute_bounds(x=(x,), C=_margin_matrix(prop), method=method, bound_upper=False)
     return lb.detach().numpy().ravel()
 
 
