@@ -94,6 +94,15 @@ def _check_journal(manifest: Manifest, journal: ZooJournal) -> None:
                            "old manifest to resume, or choose a new -o for the changed settings")
 
 
+def _write(path: Path, write: Callable[[Path], None]) -> None:
+    """An atomic write whose OSError (disk full, read-only) becomes one BadInput line; the journal is untouched."""
+    try:
+        write(path)
+    except OSError as exc:
+        raise BadInput(f"cannot write {path}: {exc.strerror}; free space or fix the folder, then rerun the same "
+                       "command to resume") from None
+
+
 def run_zoo(manifest: Manifest, out: str | os.PathLike[str], executor: str = "local",
             cfg: ExecutorConfig | None = None, threads: int = 1,
             on_outcome: Callable[[ModelOutcome], None] | None = None) -> ZooResult:
@@ -104,8 +113,8 @@ def run_zoo(manifest: Manifest, out: str | os.PathLike[str], executor: str = "lo
     sweep_temporaries(root)
     journal = ZooJournal(root / "journal.jsonl")
     _check_journal(manifest, journal)
-    atomic_write_json(root / "manifest.json", {"source": manifest.source,
-                                               "models": [e.to_json() for e in manifest.entries]})
+    _write(root / "manifest.json", lambda p: atomic_write_json(p, {"source": manifest.source, "models": [
+        e.to_json() for e in manifest.entries]}))
     jobs = [ModelJob(e, str(root.resolve()), str(journal.path.resolve()), threads) for e in manifest.entries]
     outcomes = []
     for outcome in ex.run(jobs):
@@ -113,8 +122,9 @@ def run_zoo(manifest: Manifest, out: str | os.PathLike[str], executor: str = "lo
         if on_outcome is not None:
             on_outcome(outcome)
     rows = build_summary(manifest, journal.records())
-    atomic_write_json(root / "summary.json", {"format": SUMMARY_FORMAT, "rows": [asdict(r) for r in rows]})
-    atomic_write_text(root / "summary.md", summary_markdown(rows))
+    _write(root / "summary.json", lambda p: atomic_write_json(p, {"format": SUMMARY_FORMAT,
+                                                                   "rows": [asdict(r) for r in rows]}))
+    _write(root / "summary.md", lambda p: atomic_write_text(p, summary_markdown(rows)))
     order = {e.name: i for i, e in enumerate(manifest.entries)}
     return ZooResult(tuple(rows), tuple(sorted(outcomes, key=lambda o: order[o.model])), root)
 

@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import BadInput
+from ..errors import BadInput, GraftError
 from ..registry import Registry
 from .pipeline import ModelJob, ModelOutcome, run_model
 
@@ -100,6 +100,10 @@ class RayExecutor:
                 job = pending.pop(ready[0])
                 try:
                     yield ray.get(ready[0])
+                except ray.exceptions.RayTaskError as exc:
+                    if isinstance(exc.cause, GraftError):  # e.g. disk full: the same error as the local executor
+                        raise exc.cause from None
+                    yield _crashed(job, type(exc).__name__)
                 except ray.exceptions.RayError as exc:
                     yield _crashed(job, type(exc).__name__)
         finally:

@@ -13,6 +13,7 @@ run gives the same numbers as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import shutil
 import time
 import traceback
@@ -47,6 +48,10 @@ class ModelOutcome:
     status: str
     error: str
     ran: tuple[str, ...]
+
+
+#: Errors of the output folder itself (not of one model): they end the whole batch with a BadInput.
+_FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def _tag(ratio: float) -> str:
@@ -243,7 +248,15 @@ def run_model(job: ModelJob) -> ModelOutcome:
     """Run (or resume) every step of ``job.entry``; a failing step is journaled as failed and ends this model only."""
     import torch
 
+    previous = torch.get_num_threads()
     torch.set_num_threads(max(1, job.threads))  # pinned: the same sums in the same order in every executor
+    try:
+        return _run_steps(job)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_steps(job: ModelJob) -> ModelOutcome:
     journal = ZooJournal(job.journal)
     entry, fp = job.entry, job.entry.fingerprint()
     ctx = _Ctx(job, journal.done(entry.name, fp))
@@ -257,6 +270,9 @@ def run_model(job: ModelJob) -> ModelOutcome:
             ctx.dir.mkdir(parents=True, exist_ok=True)
             outputs, metrics = _step_fn(step)(ctx)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the batch
+            if isinstance(exc, OSError) and exc.errno in _FATAL_ERRNOS:  # the next model would fail alike
+                raise BadInput(f"cannot write under {ctx.dir} ({step}): {exc.strerror}; free space or fix the "
+                               "folder, then rerun the same command to resume") from None
             journal.append(StepRecord(entry.name, fp, step, FAILED, error=_message(exc),
                                       seconds=time.monotonic() - t0))
             return ModelOutcome(entry.name, FAILED, f"{step}: {_message(exc)}", tuple(ran))
