@@ -139,7 +139,8 @@ def _score(ctx: _Ctx) -> tuple[dict[str, str], dict[str, Any]]:
     from ..scoring.score import score_model
 
     e = ctx.entry
-    table = score_model(ctx.model(), ctx.data(), eps=e.eps, bound=e.bound, info=ctx.info(), model_name=e.name)
+    table = score_model(ctx.model(), ctx.data(), eps=e.eps, bound=e.bound, info=ctx.info(), model_name=e.name,
+                         progress=False)
     path = ctx.dir / "scores.json"
     table.save(path)
     ctx._cache["scores"] = table
