@@ -50,9 +50,14 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[Any
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, BadInput):
+            # disk full, quota, I/O error: the user's environment, not a bug; nothing was left behind
+            reason = exc.strerror or str(exc)
+            raise BadInput(f"cannot write {target}: {reason}; free space or choose another output "
+                           "(no partial file was left)") from None
         raise
 
 

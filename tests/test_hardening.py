@@ -180,9 +180,6 @@ def test_zoo_cannot_write(work: Path, monkeypatch: pytest.MonkeyPatch, what: str
     assert not list((work / "zoo").rglob("*.tmp"))
 
 
-@pytest.mark.xfail(strict=True, reason="graftonnx/_io.py atomic_write (used by api.save_model): an OSError such as "
-                   "ENOSPC while writing/fsyncing propagates as a traceback with exit 1 instead of BadInput exit 2 "
-                   "(the temp file is removed correctly)")
 @pytest.mark.parametrize("cmd", ["graft", "score"])
 def test_disk_full_on_single_output(work: Path, monkeypatch: pytest.MonkeyPatch, cmd: str) -> None:
     import graftonnx._io as io_mod
@@ -225,10 +222,6 @@ def test_verifier_hang_or_crash_is_that_instance_only(work: Path, monkeypatch: p
     assert lines[0] == JOURNAL_LINE.strip() and json.loads(lines[-1])["verdict"] == verdict
 
 
-@pytest.mark.xfail(strict=True, reason="graftonnx/verify/runner.py verify_benchmark: a missing verifier "
-                   "(NEURALSAT_PATH without main.py, or no α,β-CROWN checkout) is not checked before the run; "
-                   "every instance is journaled as 'error' and the command exits 0, so a rerun after fixing the "
-                   "path does not retry them")
 def test_verifier_missing_is_bad_input(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bench = _fake_verifier(work, None, monkeypatch)
     before = _tree(work / "out")

@@ -29,6 +29,11 @@ def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         raise BadInput(f"model {p} refers to external data that is missing ({exc.filename}): "
                        "keep the .data file next to the .onnx file") from None
     except Exception as exc:  # protobuf raises DecodeError and friends
+        text = str(exc)
+        if "should be stored in" in text:  # onnx's ValidationError for missing external data
+            missing = text.split("should be stored in", 1)[1].split(",")[0].strip()
+            raise BadInput(f"model {p} refers to external data that is missing ({missing}): "
+                           "keep the data file next to the .onnx file") from None
         raise BadInput(f"model {p} is not a readable ONNX file ({type(exc).__name__}): "
                        "check it is not truncated or another format") from None
     if not model.graph.node:

@@ -33,7 +33,7 @@ __all__ = ["Outcome", "finetune", "train_from_scratch", "stub_info", "TRAIN_KEY"
 
 #: Metadata key recording how a model was trained (the TrainConfig as JSON).
 TRAIN_KEY = "graftonnx.training"
-#: Largest |ONNX − torch| logit difference accepted after writing trained values back.
+#: Largest |ONNX − torch| logit difference accepted after write-back, per unit of the largest |logit|.
 PARITY_ATOL = 1e-4
 
 
@@ -65,9 +65,12 @@ def _check_parity(model: onnx.ModelProto, module: nn.Module, data: Dataset) -> f
             return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
     ort_fn = ort_callable(prepend_normalisation(model, data.mean, data.std, data.channel_axis))
-    diff = compare(torch_fn, ort_fn, xs.astype(np.float32)).max_abs_diff
-    if not diff <= PARITY_ATOL:
-        raise GraftFailure(f"the trained ONNX differs from the trained torch model by {diff:.3g} (> {PARITY_ATOL}): "
+    xs = xs.astype(np.float32)
+    diff = compare(torch_fn, ort_fn, xs).max_abs_diff
+    # float32 rounding grows with the logits' size (they reach ~100s on noise), so the limit is relative
+    limit = PARITY_ATOL * max(1.0, float(np.abs(ort_fn(xs)).max()))
+    if not diff <= limit:
+        raise GraftFailure(f"the trained ONNX differs from the trained torch model by {diff:.3g} (> {limit:.3g}): "
                            "the write-back is wrong; please report this with the model")
     return diff
 

@@ -80,6 +80,7 @@ class NeuralsatBackend:
 
     @classmethod
     def from_options(cls, opts: BackendOptions) -> NeuralsatBackend:
+        neuralsat_dir()  # a missing verifier is the user's to fix: fail before any instance is journaled
         return cls(device=opts.device, grace_s=opts.grace_s)
 
     def command(self, onnx_path: Path, vnnlib_path: Path, timeout: float, result_file: Path) -> list[str]:
