@@ -99,7 +99,7 @@ def bench_net(name: str, n: int, timeout: float, work: Path) -> dict[str, object
     rows["rows"] = [{"model": Path(m.model).name, "backend": m.backend, "va": m.va, "unsat": m.unsat,
                      "sat": m.sat, "timeouts": m.timeouts, "unknown": m.unknown, "errors": m.errors,
                      "unr": m.unr.unstable, "mean_time": m.mean_time, "median_time": m.median_time}
-                    for m in report.models if m.backend]
+                    for m in report.rows if m.backend]
     total = n * len(models)
     ns = [json.loads(line) for line in (work / f"{name}-neuralsat.jsonl").read_text().splitlines()]
     rows["overhead_null_s"] = walls["null"] / total
