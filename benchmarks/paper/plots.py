@@ -1,0 +1,134 @@
+"""PNG plots of the Table-1 benchmark: VA vs ratio per criterion, UNR per layer, time per instance.
+
+Why these three: they are the paper's claims in picture form — grafting more neurons
+raises VA (and the criterion matters), grafting empties the unstable set layer by layer,
+and the verifier's time per instance collapses.  Matplotlib's object API (no pyplot
+state), written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+__all__ = ["write_plots", "plot_va_ratio", "plot_layer_unr", "plot_times"]
+
+_COLORS = {"baseline": "black", "combined": "tab:blue", "instability": "tab:orange", "significance": "tab:green",
+           "random": "tab:gray", "prune": "tab:red"}
+_VERDICT_MARK = {"unsat": ("o", "tab:green"), "sat": ("x", "tab:red"), "timeout": ("^", "tab:orange"),
+                 "unknown": ("s", "tab:gray"), "error": ("D", "purple")}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def plot_va_ratio(job: dict[str, Any], path: Path) -> Path:
+    """CROWN VA (lines) and NeuralSAT VA (large hollow markers) against the grafting ratio, per criterion."""
+    rows = job["rows"]
+    base = next(r for r in rows if r["criterion"] == "baseline")
+    fig = Figure(figsize=(7.5, 4.2))
+    ax = fig.subplots()
+    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["criterion"] != "baseline":
+            series.setdefault((r["criterion"], r["init"]), []).append(r)
+    for (crit, init), rs in series.items():
+        rs = [base] + sorted(rs, key=lambda r: r["ratio"])
+        xs = [100 * r["ratio"] for r in rs]
+        style = "--" if init == "fit" and crit != "prune" else "-"
+        label = f"{crit}" + (" (init fit)" if style == "--" else "")
+        ax.plot(xs, [r["va_crown"] for r in rs], style, marker="o", color=_COLORS.get(crit, "purple"), label=label)
+        ns = [(100 * r["ratio"], r["va_nsat"]) for r in rs if r["va_nsat"] is not None]
+        if ns:
+            ax.scatter(*zip(*ns, strict=True), s=140, facecolors="none", edgecolors=_COLORS.get(crit, "purple"),
+                       linewidths=2)
+    ax.scatter([], [], s=140, facecolors="none", edgecolors="black", linewidths=2, label="NeuralSAT VA (complete)")
+    ax.set_xlabel("grafted ReLUs (% of all; 0 = ungrafted baseline)")
+    ax.set_ylabel("verified accuracy (%)")
+    ax.set_xticks([0, 25, 50, 75])
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    j = job["job"]
+    ax.set_title(f"{j['key']}: VA vs grafting ratio (lines: CROWN, n={base['n_crown']}; circles: NeuralSAT)",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.set_layout_engine("constrained")
+    return _save(fig, path)
+
+
+def plot_layer_unr(job: dict[str, Any], path: Path) -> Path:
+    """Per-layer UNR of the baseline beside the combined-criterion grafts (before / after)."""
+    rows = [r for r in job["rows"] if r["criterion"] in ("baseline", "combined") and r["init"] == job["job"]["init"]]
+    rows.sort(key=lambda r: r["ratio"])
+    sites = list(rows[0]["unr_layers"])
+    fig = Figure(figsize=(max(6.0, 1.3 * len(sites) + 3.5), 3.8))
+    ax = fig.subplots()
+    width = 0.8 / len(rows)
+    for k, r in enumerate(rows):
+        xs = [i - 0.4 + width * (k + 0.5) for i in range(len(sites))]
+        label = "baseline" if r["criterion"] == "baseline" else f"combined {round(100 * r['ratio'])} %"
+        shade = 0.25 + 0.75 * k / max(len(rows) - 1, 1)
+        color = "black" if r["criterion"] == "baseline" else (0.1, 0.3 + 0.3 * shade, 0.5 + 0.5 * shade)
+        ax.bar(xs, [r["unr_layers"][s] for s in sites], width, color=color, edgecolor="black",
+               label=f"{label} (all layers {r['unr']:.1f} %)")
+    ax.set_xticks(range(len(sites)))
+    ax.set_xticklabels([s.strip("/").replace("/Relu", "") or s for s in sites], rotation=20, fontsize=8)
+    ax.set_xlabel("ReLU site (graph order)")
+    ax.set_ylabel(f"unstable ReLUs, % of layer ({rows[0]['unr_bound'].upper()})")
+    ax.set_title(f"{job['job']['key']}: unstable neurons per layer before / after grafting", fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.grid(axis="y", alpha=0.3)
+    fig.set_layout_engine("constrained")
+    return _save(fig, path)
+
+
+def plot_times(jobs: list[dict[str, Any]], path: Path) -> Path | None:
+    """NeuralSAT wall time of every instance, one column per (network, row), marker = verdict."""
+    cols = [(j["job"]["key"], r) for j in jobs for r in j["rows"] if r["nsat_times"]]
+    if not cols:
+        return None
+    fig = Figure(figsize=(max(6.5, 0.55 * len(cols) + 2.5), 4.4))
+    ax = fig.subplots()
+    seen: set[str] = set()
+    for x, (_, r) in enumerate(cols):
+        for k, (t, v) in enumerate(zip(r["nsat_times"], r["nsat_verdicts"], strict=True)):
+            mark, color = _VERDICT_MARK.get(v, ("s", "gray"))
+            ax.scatter(x + (k % 5 - 2) * 0.06, t, marker=mark, color=color, s=22, label=None if v in seen else v)
+            seen.add(v)
+        if r["nsat_mean_time"] is not None:
+            ax.hlines(r["nsat_mean_time"], x - 0.3, x + 0.3, color="black", linewidth=2)
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels([f"{key}\n{r['variant']}" for key, r in cols], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("NeuralSAT wall time per instance (s)")
+    ax.set_title("Time per instance (bar = mean; timeouts sit at the budget + start-up)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.set_layout_engine("constrained")
+    return _save(fig, path)
+
+
+def write_plots(data: dict[str, Any], folder: Path, prefix: str) -> list[Path]:
+    """Every plot of ``data`` into ``folder``: VA-vs-ratio and layer UNR per network, one time plot."""
+    out: list[Path] = []
+    for job in data["jobs"]:
+        key = job["job"]["key"]
+        if not job["rows"]:
+            continue
+        out.append(plot_va_ratio(job, folder / f"{prefix}-{key}-va.png"))
+        out.append(plot_layer_unr(job, folder / f"{prefix}-{key}-unr.png"))
+    times = plot_times(data["jobs"], folder / f"{prefix}-times.png")
+    return out + ([times] if times else [])

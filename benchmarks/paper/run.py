@@ -1,0 +1,97 @@
+"""Regenerate the Table-1 benchmark: ``python benchmarks/paper/run.py [--quick|--full] [--out DIR] [--docs DIR]``.
+
+Why one command: every number in docs/results.md must come from this committed script
+with fixed seeds.  ``--quick`` (CI, a few minutes: one tiny CNN, two grafted rows, a dozen
+CROWN instances, NeuralSAT on two) checks the pipeline; ``--full`` (≤ 2 hours on 2 CPU
+cores) builds all rows.  Work (trained nets, benchmark folders, verifier journals) goes
+to ``--out`` (default ``out/paper-<mode>``, git-ignored) and is resumed on a re-run; the
+results JSON, the Markdown page and the PNG plots go to ``--docs`` (default: ``docs/``
+for ``--full``, the work folder for ``--quick``) and the JSON also to
+``benchmarks/results/paper-<mode>.json`` for ``--full``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks.paper`` importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.paper.config import MODES  # noqa: E402
+from benchmarks.paper.plots import write_plots  # noqa: E402
+from benchmarks.paper.rows import machine, run_job  # noqa: E402
+from benchmarks.paper.tables import results_markdown  # noqa: E402
+from graftonnx._io import atomic_write_text  # noqa: E402
+from graftonnx.errors import BadInput  # noqa: E402
+
+__all__ = ["main", "run"]
+
+
+def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
+        only: tuple[str, ...] = (), render_only: bool = False) -> dict[str, object]:
+    """Run every job of the mode (resuming), then write JSON, Markdown and plots; returns the JSON.
+
+    ``render_only``: run nothing, render the jobs already finished in ``out`` (a cut-short run).
+    """
+    import torch
+
+    mode = MODES[mode_name]
+    torch.set_num_threads(2 if mode_name == "full" else 1)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    jobs = [j for j in mode.jobs if not only or j.key in only]
+    if render_only:
+        results = [json.loads((out / j.key / "rows.json").read_text()) for j in jobs
+                   if (out / j.key / "rows.json").is_file()]
+    else:
+        results = [run_job(job, mode, out) for job in jobs]
+    data = {"mode": mode_name, "jobs_planned": [j.key for j in jobs], "budget": mode.budget.__dict__,
+            "seed": mode.seed, "lr": mode.lr, "finetune_lr": mode.finetune_lr, "machine": machine(), "jobs": results,
+            "seconds_this_run": round(time.perf_counter() - t0, 1)}
+    docs.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(data, indent=1, default=str) + "\n"
+    atomic_write_text(out / f"paper-{mode_name}.json", text)
+    if results_json is not None:
+        atomic_write_text(results_json, text)
+    images = write_plots(data, docs / "img", prefix=f"paper-{mode_name}")
+    atomic_write_text(docs / "results.md", results_markdown(data, [p.relative_to(docs).as_posix() for p in images]))
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="CI mode: minutes (default)")
+    g.add_argument("--full", action="store_true", help="all rows: up to ~2 hours on 2 cores")
+    ap.add_argument("--out", type=Path, help="work folder (default out/paper-<mode>)")
+    ap.add_argument("--docs", type=Path, help="where results.md and img/ go (default docs/ for --full)")
+    ap.add_argument("--only", action="append", default=[], help="run only this job key (repeatable)")
+    ap.add_argument("--render-only", action="store_true", help="run nothing: render the finished jobs in --out")
+    args = ap.parse_args(argv)
+    mode = "full" if args.full else "quick"
+    out = args.out or ROOT / "out" / f"paper-{mode}"
+    docs = args.docs or (ROOT / "docs" if mode == "full" else out)
+    known = {j.key for j in MODES[mode].jobs}
+    try:
+        for key in args.only:
+            if key not in known:
+                raise BadInput(f"--only {key!r} is not a job of --{mode}: choose from {', '.join(sorted(known))}")
+        if out.exists() and not out.is_dir():
+            raise BadInput(f"--out {out} is a file: give a folder")
+        results_json = ROOT / "benchmarks" / "results" / f"paper-{mode}.json" if mode == "full" and not args.only \
+            else None
+        run(mode, out, docs, results_json, tuple(args.only), args.render_only)
+    except BadInput as exc:
+        print(f"error: {exc.message if hasattr(exc, 'message') else exc}", file=sys.stderr)
+        return 2
+    print(f"[paper] wrote {docs / 'results.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
