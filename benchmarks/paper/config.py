@@ -102,8 +102,9 @@ FULL = Mode("full", Budget(n_train=4000, n_heldout=1000, train_epochs=20, finetu
                     nsat=(("baseline", 0.0), ("combined", 0.5)), nsat_instances=8,
                     note="VNN-COMP cifar2020 ResNet-2B, NOT finetuned (no CIFAR training set here); "
                          "grafted with init const and fit"),
-             NetJob("cnn-eps0.05", "train:cnn-b", "mnist", 0.05, criteria=("combined",), ratios=(0.5,),
-                    nsat=(("baseline", 0.0), ("combined", 0.5)), nsat_instances=10)))
+             NetJob("mlp-eps0.05", "train:mlp:256,256", "mnist", 0.05, criteria=("combined",),
+                    extra=(("random", 0.5, "const"),), nsat=(("baseline", 0.0), ("combined", 0.5)),
+                    nsat_instances=10, note="the second ε, on the MLP (a second CNN-B did not fit the 2-hour budget)")))
 
 MODES = {"quick": QUICK, "full": FULL}
 

@@ -46,17 +46,22 @@ def plot_va_ratio(job: dict[str, Any], path: Path) -> Path:
     for r in rows:
         if r["criterion"] != "baseline":
             series.setdefault((r["criterion"], r["init"]), []).append(r)
-    for (crit, init), rs in series.items():
+    for k, ((crit, init), rs) in enumerate(series.items()):
         rs = [base] + sorted(rs, key=lambda r: r["ratio"])
-        xs = [100 * r["ratio"] for r in rs]
+        shift = 1.2 * (k - (len(series) - 1) / 2)  # side by side, so equal values stay visible
+        xs = [100 * r["ratio"] + (shift if r is not base else 0.0) for r in rs]
         style = "--" if init == "fit" and crit != "prune" else "-"
         label = f"{crit}" + (" (init fit)" if style == "--" else "")
-        ax.plot(xs, [r["va_crown"] for r in rs], style, marker="o", color=_COLORS.get(crit, "purple"), label=label)
-        ns = [(100 * r["ratio"], r["va_nsat"]) for r in rs if r["va_nsat"] is not None]
+        ax.plot(xs, [r["va_crown"] for r in rs], style, marker="os^vDP"[k % 6], color=_COLORS.get(crit, "purple"),
+                label=label, alpha=0.85)
+        ns = [(x, r["va_nsat"]) for x, r in zip(xs, rs, strict=True) if r["va_nsat"] is not None and r is not base]
         if ns:
             ax.scatter(*zip(*ns, strict=True), s=140, facecolors="none", edgecolors=_COLORS.get(crit, "purple"),
                        linewidths=2)
-    ax.scatter([], [], s=140, facecolors="none", edgecolors="black", linewidths=2, label="NeuralSAT VA (complete)")
+    ax.scatter([0], [base["va_crown"]], marker="*", s=160, color="black", zorder=5, label="baseline (CROWN)")
+    if base["va_nsat"] is not None:
+        ax.scatter([0], [base["va_nsat"]], s=140, facecolors="none", edgecolors="black", linewidths=2, zorder=5)
+    ax.scatter([], [], s=140, facecolors="none", edgecolors="gray", linewidths=2, label="NeuralSAT VA (complete)")
     ax.set_xlabel("grafted ReLUs (% of all; 0 = ungrafted baseline)")
     ax.set_ylabel("verified accuracy (%)")
     ax.set_xticks([0, 25, 50, 75])
@@ -86,14 +91,22 @@ def plot_layer_unr(job: dict[str, Any], path: Path) -> Path:
         ax.bar(xs, [r["unr_layers"][s] for s in sites], width, color=color, edgecolor="black",
                label=f"{label} (all layers {r['unr']:.1f} %)")
     ax.set_xticks(range(len(sites)))
-    ax.set_xticklabels([s.strip("/").replace("/Relu", "") or s for s in sites], rotation=20, fontsize=8)
-    ax.set_xlabel("ReLU site (graph order)")
+    sizes = {s: n for s, n in zip(sites, _site_sizes(job, sites), strict=True)}
+    ax.set_xticklabels([f"ReLU {i + 1}\n({sizes[s]} neurons)" if sizes[s] else f"ReLU {i + 1}"
+                        for i, s in enumerate(sites)], fontsize=8)
+    ax.set_xlabel("ReLU layer (graph order)")
     ax.set_ylabel(f"unstable ReLUs, % of layer ({rows[0]['unr_bound'].upper()})")
-    ax.set_title(f"{job['job']['key']}: unstable neurons per layer before / after grafting", fontsize=10)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title(f"{job['job']['key']}: unstable ReLUs per layer, before / after grafting", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     ax.grid(axis="y", alpha=0.3)
     fig.set_layout_engine("constrained")
     return _save(fig, path)
+
+
+def _site_sizes(job: dict[str, Any], sites: list[str]) -> list[int]:
+    """Neurons per site, from the JSON when recorded (``layer_sizes``), else 0 (unknown)."""
+    sizes = job.get("layer_sizes") or {}
+    return [int(sizes.get(s, 0)) for s in sites]
 
 
 def plot_times(jobs: list[dict[str, Any]], path: Path) -> Path | None:
@@ -114,6 +127,7 @@ def plot_times(jobs: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_xticks(range(len(cols)))
     ax.set_xticklabels([f"{key}\n{r['variant']}" for key, r in cols], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("NeuralSAT wall time per instance (s)")
+    ax.set_ylim(bottom=0)
     ax.set_title("Time per instance (bar = mean; timeouts sit at the budget + start-up)", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(axis="y", alpha=0.3)

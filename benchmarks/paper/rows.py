@@ -238,7 +238,9 @@ def run_job(job: NetJob, mode: Mode, out: Path) -> dict[str, object]:
             row = replace(row, ra_verify_nsat=_instance_accuracy(path, job, mode, splits, row.n_nsat)[1])
         rows.append(row)
     base = json.loads((folder / "base.json").read_text())
-    result = {"job": asdict(job), "data": splits.describe, "base": base, "rows": [asdict(r) for r in rows],
+    sizes = {x.site: x.size for x in crown["baseline"].unr.layers}
+    result = {"job": asdict(job), "data": splits.describe, "base": base, "layer_sizes": sizes,
+              "rows": [asdict(r) for r in rows],
               "seconds": round(time.perf_counter() - t0, 1), "machine": machine()}
     atomic_write_text(done, json.dumps(result, indent=1, default=str) + "\n")
     return result
