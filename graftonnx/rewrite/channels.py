@@ -26,10 +26,17 @@ __all__ = ["drop_grafted_channels"]
 
 
 def _unit_vector(arr: np.ndarray) -> np.ndarray | None:
-    """A keep/a/b tensor as one value per unit, if it is per channel (or per neuron of a flat site)."""
-    if arr.ndim == 2:
+    """A keep/a/b tensor as one value per unit, if it is per channel (or per neuron of a flat site).
+
+    Accepts the rewrite's per-image shapes ((n,) and (C, 1, …)) and older batch-led ones ((1, n), (1, C, 1, …)).
+    """
+    if arr.ndim == 1:
+        return arr
+    if arr.ndim == 2 and arr.shape[0] == 1:
         return arr[0]
-    if arr.ndim >= 3 and all(d == 1 for d in arr.shape[2:]):
+    if all(d == 1 for d in arr.shape[1:]):
+        return arr.reshape(-1)
+    if arr.shape[0] == 1 and all(d == 1 for d in arr.shape[2:]):
         return arr.reshape(arr.shape[1])
     return None
 

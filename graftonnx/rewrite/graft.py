@@ -44,11 +44,15 @@ def graft_records(model: onnx.ModelProto) -> list[dict[str, object]]:
 
 
 def layer_tensors(lp: LayerPlan, site: ReluSite) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(keep, a⊙m, b⊙m)`` as float32 arrays broadcastable to (1, *site.shape)."""
+    """``(keep, a⊙m, b⊙m)`` as float32 arrays of the per-image shape (channels: (C, 1, …)).
+
+    No leading batch axis: ONNX broadcasting is the same, and auto_LiRPA 0.6.0's backward
+    pass through ``Add(·, const)`` asserts on a (1, n) constant when that Add feeds a Gemm.
+    """
     if lp.granularity == "channel":
-        units, shape = site.channels, (1, site.channels) + (1,) * (len(site.shape) - 1)
+        units, shape = site.channels, (site.channels,) + (1,) * (len(site.shape) - 1)
     else:
-        units, shape = site.size, (1, *site.shape)
+        units, shape = site.size, tuple(site.shape)
     m = np.zeros(units, np.float32)
     a = np.zeros(units, np.float32)
     b = np.zeros(units, np.float32)
