@@ -1,0 +1,53 @@
+"""Regression: auto_LiRPA CROWN through grafted lines, including a layer whose Relu was removed.
+
+auto_LiRPA 0.6.0 asserted in ``BoundAdd`` backward when a graft constant had a leading
+batch axis (1, n) and its Add fed a Gemm; the rewrite now writes per-image shapes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import graftonnx.api as g
+from graftonnx.bounds import eps_box
+from graftonnx.bounds.base import BOUND_METHODS
+from graftonnx.planning import GraftPlan, LayerPlan
+from graftonnx.rewrite.fold import remove_full_relus
+from tests.conftest import model_path
+
+
+def test_crown_margins_through_removed_relu_layer():
+    model = g.load(model_path("mnist-net_256x2"))
+    info = g.inspect(model)
+    first, second = info.relus
+    plan = GraftPlan((LayerPlan(first.name, "neuron", (0, 5, 9), (0.5,) * 3, (0.1,) * 3),
+                      LayerPlan(second.name, "neuron", tuple(range(second.size)), (0.4,) * second.size,
+                                (0.0,) * second.size)))
+    simplified, report = remove_full_relus(g.graft(model, plan=plan).model)
+    assert report.to_dict()
+    x = np.random.default_rng(0).uniform(0, 1, (2, *info.input.sample_shape)).astype(np.float32)
+    lo, hi = eps_box(x, 0.01, (0.0, 1.0))
+    sites = g.inspect(simplified).relus
+    crown = BOUND_METHODS.get("crown")(simplified, lo, hi, sites)
+    ibp = BOUND_METHODS.get("ibp")(simplified, lo, hi, sites)
+    for s in sites:
+        assert np.all(np.isfinite(crown[s.name].lower))
+        assert np.all(crown[s.name].lower >= ibp[s.name].lower - 1e-4)
+
+
+def test_lirpa_backend_margins_on_simplified_graft(tmp_path):
+    from graftonnx.bench.spec import Property
+    from graftonnx.verify.backends.lirpa import _net, margin_lower_bounds
+
+    model = g.load(model_path("mnist-net_256x2"))
+    info = g.inspect(model)
+    second = info.relus[1]
+    plan = GraftPlan((LayerPlan(second.name, "neuron", tuple(range(second.size)), (0.4,) * second.size,
+                                (0.0,) * second.size),))
+    simplified, _ = remove_full_relus(g.graft(model, plan=plan).model)
+    path = tmp_path / "s.onnx"
+    g.save_model(simplified, path)
+    x = np.full(784, 0.5, np.float32)
+    prop = Property(np.clip(x - 0.01, 0, 1), np.clip(x + 0.01, 0, 1), 3, 10)
+    lb = margin_lower_bounds(_net(str(path), path.stat().st_mtime), prop, "CROWN")
+    assert lb.shape == (9,) and np.all(np.isfinite(lb))
