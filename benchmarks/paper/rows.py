@@ -262,8 +262,9 @@ def run_job(job: NetJob, mode: Mode, out: Path) -> dict[str, object]:
     variants = variants_of(job)
     names = [v.name for v in variants]
     nsat_names = [v.name for v in variants if (v.criterion, v.ratio) in job.nsat and v.init == job.init]
-    _log(f"{job.key}: lirpa CROWN on {mode.budget.n_lirpa} instances × {len(names)} models")
-    crown = {r.name: r for r in _verify(_export(job, mode, splits, folder, names, mode.budget.n_lirpa, "lirpa"),
+    n_lirpa = job.lirpa_instances or mode.budget.n_lirpa
+    _log(f"{job.key}: lirpa CROWN on {n_lirpa} instances × {len(names)} models")
+    crown = {r.name: r for r in _verify(_export(job, mode, splits, folder, names, n_lirpa, "lirpa"),
                                         "lirpa", mode, folder / "lirpa.jsonl")}
     nsat: dict[str, ModelMetrics] = {}
     if nsat_names:
