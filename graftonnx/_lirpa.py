@@ -290,7 +290,8 @@ def lirpa_bounds(model: onnx.ModelProto, lo: np.ndarray, hi: np.ndarray, sites: 
     names = [s.name for s in sites]
     if not names:
         return {}
-    parts = [_bound_chunk(bounded, lo[i:i + bounded.chunk], hi[i:i + bounded.chunk], names, method)
-             for i in range(0, len(lo), bounded.chunk)]
+    # IBP holds no linear-bound matrices: its memory is that of a forward pass, so no chunking
+    step = len(lo) if method == "IBP" else bounded.chunk
+    parts = [_bound_chunk(bounded, lo[i:i + step], hi[i:i + step], names, method) for i in range(0, len(lo), step)]
     return {n: SiteBounds(np.concatenate([p[n][0] for p in parts]), np.concatenate([p[n][1] for p in parts]))
             for n in names}
