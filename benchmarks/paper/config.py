@@ -90,9 +90,9 @@ FULL = Mode("full", Budget(n_train=4000, n_heldout=1000, train_epochs=20, finetu
                            score_bound="ibp", n_lirpa=40, lirpa_timeout=60.0, n_nsat=15, nsat_timeout=30.0,
                            pgd_steps=50, pgd_restarts=2, unr_bound="ibp", workers=2),
             (NetJob("cnn-eps0.1", "train:cnn-b", "mnist", 0.1, criteria=("combined",),
-                    extra=_ONE_EACH + (("combined", 0.5, "fit"),), nsat=_NSAT_MAIN, nsat_instances=10,
-                    lirpa_instances=30, note="CROWN on grafted CNN-B needs auto_LiRPA's matrix conv mode (~7 s an "
-                    "instance here), hence 30 CROWN and 10 NeuralSAT instances"),
+                    extra=_ONE_EACH + (("combined", 0.5, "fit"),), nsat=_NSAT_MAIN, nsat_instances=8,
+                    lirpa_instances=20, note="CROWN on grafted CNN-B needs auto_LiRPA's matrix conv mode (~7 s an "
+                    "instance here), hence 20 CROWN and 8 NeuralSAT instances"),
              NetJob("mlp-eps0.1", "train:mlp:256,256", "mnist", 0.1, criteria=("combined",), extra=_ONE_EACH,
                     nsat=(("baseline", 0.0), ("combined", 0.5), ("random", 0.5)), nsat_instances=10),
              NetJob("mnist-net_256x2", "shared:mnist-net_256x2", "mnist", 0.02, criteria=("combined",),
