@@ -91,8 +91,8 @@ FULL = Mode("full", Budget(n_train=4000, n_heldout=1000, train_epochs=20, finetu
                            pgd_steps=50, pgd_restarts=2, unr_bound="ibp", workers=2),
             (NetJob("cnn-eps0.1", "train:cnn-b", "mnist", 0.1, criteria=("combined",),
                     extra=_ONE_EACH + (("combined", 0.5, "fit"),), nsat=_NSAT_MAIN, nsat_instances=8,
-                    lirpa_instances=20, note="CROWN on grafted CNN-B needs auto_LiRPA's matrix conv mode (~7 s an "
-                    "instance here), hence 20 CROWN and 8 NeuralSAT instances"),
+                    lirpa_instances=12, note="CROWN on grafted CNN-B needs auto_LiRPA's matrix conv mode (~7 s an "
+                    "instance here), hence 12 CROWN and 8 NeuralSAT instances"),
              NetJob("mlp-eps0.1", "train:mlp:256,256", "mnist", 0.1, criteria=("combined",), extra=_ONE_EACH,
                     nsat=(("baseline", 0.0), ("combined", 0.5), ("random", 0.5)), nsat_instances=10),
              NetJob("mnist-net_256x2", "shared:mnist-net_256x2", "mnist", 0.02, criteria=("combined",),
@@ -102,7 +102,7 @@ FULL = Mode("full", Budget(n_train=4000, n_heldout=1000, train_epochs=20, finetu
                          "0.02/0.05)"),
              NetJob("resnet_2b", "shared:resnet_2b", "cifar", 2 / 255, criteria=("combined",), finetune=False,
                     extra=tuple(("combined", r, "fit") for r in (0.25, 0.5, 0.75)),
-                    nsat=(("baseline", 0.0), ("combined", 0.5)), nsat_instances=8,
+                    nsat=(("baseline", 0.0), ("combined", 0.5)), nsat_instances=8, lirpa_instances=20,
                     note="VNN-COMP cifar2020 ResNet-2B, NOT finetuned (no CIFAR training set here); "
                          "grafted with init const and fit"),
              NetJob("mlp-eps0.05", "train:mlp:256,256", "mnist", 0.05, criteria=("combined",),

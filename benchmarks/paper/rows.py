@@ -30,7 +30,7 @@ from graftonnx.bench.export import export_benchmark
 from graftonnx.report import ModelMetrics, ReportOptions, build_report
 from graftonnx.train import EvalConfig, TrainConfig, evaluate
 from graftonnx.train.api import finetune
-from graftonnx.verify import BackendOptions, verify_benchmark
+from graftonnx.verify import BackendOptions, read_instances, verify_benchmark
 
 from .config import Mode, NetJob
 from .nets import Splits, base_network, splits_for, subset
@@ -218,8 +218,20 @@ def _export(job: NetJob, mode: Mode, splits: Splits, folder: Path, names: list[s
     return bench
 
 
+def _prune_journal(bench: Path, journal: Path) -> None:
+    """Drop journal lines of instances the (re-exported, smaller) benchmark no longer lists; keep the rest."""
+    if not journal.is_file():
+        return
+    keys = {i.key for i in read_instances(bench)}
+    lines = [ln for ln in journal.read_text().splitlines(keepends=True) if ln.strip()]
+    keep = [ln for ln in lines if json.loads(ln).get("instance") in keys]
+    if len(keep) != len(lines):
+        atomic_write_text(journal, "".join(keep))
+
+
 def _verify(bench: Path, backend: str, mode: Mode, journal: Path) -> list[ModelMetrics]:
     opts = BackendOptions(method="crown")
+    _prune_journal(bench, journal)
     saved = os.environ.get("NEURALSAT_PATH")
     if backend == "neuralsat":
         os.environ["NEURALSAT_PATH"] = str(nomip_neuralsat(journal.parent.parent).resolve())
