@@ -128,7 +128,7 @@ def plot_times(jobs: list[dict[str, Any]], path: Path) -> Path | None:
     ax.set_xticklabels([f"{key}\n{r['variant']}" for key, r in cols], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("NeuralSAT wall time per instance (s)")
     ax.set_ylim(bottom=0)
-    ax.set_title("Time per instance (bar = mean; timeouts sit at the budget + start-up)", fontsize=10)
+    ax.set_title("Time per instance (bar = mean; timeouts sit at the hard kill: budget + 30 s grace)", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     fig.set_layout_engine("constrained")
