@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from .errors import BadInput
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "check_output_path"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "check_output_path", "install_folder"]
 
 
 def check_output_path(path: str | os.PathLike[str], force: bool = False) -> Path:
@@ -68,3 +69,24 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def install_folder(tmp: Path, out: Path, what: str = "folder") -> None:
+    """Rename the finished folder ``tmp`` to ``out``, atomically for readers.
+
+    An existing ``out`` (the user passed ``--force``) is moved aside first and removed
+    only once the new folder is in place, so a failure leaves the old one intact.
+    """
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError as exc:
+        if old is not None:
+            os.replace(old, out)
+        raise BadInput(f"cannot create {what} {out} ({exc.strerror}): check the folder is writable") from None
+    if old is not None:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(old)

@@ -11,7 +11,6 @@ byte-identical files.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import math
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from .._io import install_folder
 from ..data.dataset import Dataset
 from ..errors import BadInput
 from ..model import OrtRunner, graph_inputs, load_model, prepend_normalisation
@@ -244,7 +244,7 @@ def export_benchmark(models: Sequence[str | os.PathLike[str]], data: Dataset, ep
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         _write_all(tmp, prepared, props, info, data)
-        _install(tmp, out)
+        install_folder(tmp, out, "benchmark folder")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -269,23 +269,6 @@ def _write_all(root: Path, prepared: list[tuple[onnx.ModelProto, ExportModel]], 
     (root / "2.0" / "instances.csv").write_text("\n".join(rows2) + "\n")
     (root / "README.md").write_text(_readme(info, data))
     os.chmod(root, 0o755)
-
-
-def _install(tmp: Path, out: Path) -> None:
-    """Rename the finished folder into place; an existing ``out`` (``--force``) is replaced last."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise BadInput(f"cannot create {out}: check the folder is writable") from None
-    if old is not None:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(old)
 
 
 def _readme(info: BenchmarkInfo, data: Dataset) -> str:

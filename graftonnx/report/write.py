@@ -7,12 +7,12 @@ never a new ``report.md`` beside last week's PNGs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from .._io import install_folder
 from ..errors import BadInput
 from .metrics import Report
 from .plots import write_plots
@@ -33,23 +33,6 @@ def check_report_output(out: str | os.PathLike[str], force: bool = False) -> Pat
     return p
 
 
-def _install(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first and removed last."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError as exc:
-        if old is not None:
-            os.replace(old, out)
-        raise BadInput(f"cannot create report folder {out} ({exc.strerror}): check the folder is writable") from None
-    if old is not None:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(old)
-
-
 def write_report(report: Report, out: str | os.PathLike[str], force: bool = False, plots: bool = True
                  ) -> list[Path]:
     """Write ``report.md``/``.csv``/``.json`` (and the PNGs) as folder ``out``; return the final paths."""
@@ -59,7 +42,7 @@ def write_report(report: Report, out: str | os.PathLike[str], force: bool = Fals
         pngs = write_plots(report, tmp) if plots else []
         files = write_tables(report, tmp, [p.name for p in pngs]) + pngs
         os.chmod(tmp, 0o755)
-        _install(tmp, root)
+        install_folder(tmp, root, "report folder")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
