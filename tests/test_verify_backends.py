@@ -115,3 +115,15 @@ def test_lirpa_on_a_grafted_net(tmp_path: Path, mnist_csv: Path) -> None:
     (r,) = verify_benchmark(bench, "lirpa", BackendOptions(method="crown"), tmp_path / "r.jsonl",
                             progress=False).results
     assert r.verdict == "unsat", r.message
+
+
+def test_neuralsat_mip_off_by_default(tmp_path: Path) -> None:
+    """pip's gurobipy caps MIPs at 2000 variables: MIP is off unless asked for (--mip)."""
+    import json
+
+    result = tmp_path / "r.txt"
+    cmd = NeuralsatBackend().command(Path("n.onnx"), Path("p.vnnlib"), 10.0, result)
+    settings = Path(cmd[cmd.index("--setting_file") + 1])
+    assert json.loads(settings.read_text()) == {"use_mip_verify": False, "use_mip_tightening": False}
+    assert "--setting_file" not in NeuralsatBackend(mip=True).command(Path("n.onnx"), Path("p.vnnlib"), 10.0, result)
+    assert NeuralsatBackend.from_options(BackendOptions(mip=True)).mip

@@ -33,18 +33,20 @@ __all__ = ["verify_cmd"]
               help="α,β-CROWN convolution mode.")
 @click.option("--sparse-interm/--no-sparse-interm", default=False, show_default=True,
               help="α,β-CROWN sparse intermediate bounds (off suits grafted nets).")
+@click.option("--mip/--no-mip", default=False, show_default=True,
+              help="NeuralSAT's MIP verification/tightening (needs a full Gurobi licence beyond 2000 variables).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def verify_cmd(bench_dir: str, backend: str, timeout: float | None, workers: int, results: str, method: str,
-               abcrown_path: str | None, device: str | None, conv_mode: str, sparse_interm: bool, as_json: bool,
-               progress: bool) -> None:
+               abcrown_path: str | None, device: str | None, conv_mode: str, sparse_interm: bool, mip: bool,
+               as_json: bool, progress: bool) -> None:
     """Verify every instance of BENCH_DIR (instances.csv: onnx,vnnlib,timeout) and journal the verdicts.
 
     Every sat is re-run in onnxruntime; an invalid counterexample is recorded as error.
     """
     dev = device or ("cuda" if backend == "abcrown" else "cpu")
     opts = BackendOptions(method=method, device=dev, abcrown_path=abcrown_path, conv_mode=conv_mode,
-                          sparse_interm=sparse_interm)
+                          sparse_interm=sparse_interm, mip=mip)
     summary = verify_benchmark(bench_dir, backend, opts, results, timeout, workers, progress)
     counts = summary.counts()
     if as_json:

@@ -34,6 +34,7 @@ class BackendOptions:
     conv_mode: str = "patches"  # abcrown: patches | matrix
     sparse_interm: bool = False  # abcrown: off by default (grafted nets have few unstable ReLUs)
     grace_s: float = 30.0  # extra wall time over the verifier's own timeout (start-up, model loading)
+    mip: bool = False  # neuralsat: MIP verification/tightening (pip's gurobipy licence caps MIPs at 2000 variables)
 
 
 class Backend(Protocol):

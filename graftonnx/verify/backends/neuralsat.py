@@ -10,6 +10,7 @@ It prints ``<status>,<runtime>`` as its last line and, with ``--result_file`` an
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -72,6 +73,7 @@ class NeuralsatBackend:
 
     device: str = "cpu"
     grace_s: float = 30.0
+    mip: bool = False
     name: str = "neuralsat"
 
     @property
@@ -81,12 +83,27 @@ class NeuralsatBackend:
     @classmethod
     def from_options(cls, opts: BackendOptions) -> NeuralsatBackend:
         neuralsat_dir()  # a missing verifier is the user's to fix: fail before any instance is journaled
-        return cls(device=opts.device, grace_s=opts.grace_s)
+        return cls(device=opts.device, grace_s=opts.grace_s, mip=opts.mip)
 
     def command(self, onnx_path: Path, vnnlib_path: Path, timeout: float, result_file: Path) -> list[str]:
         return [sys.executable, "main.py", "--net", str(Path(onnx_path).resolve()), "--spec",
                 str(Path(vnnlib_path).resolve()), "--device", self.device, "--timeout", f"{timeout:g}",
-                "--result_file", str(result_file.resolve()), "--export_cex", "--verbosity", "1"]
+                "--result_file", str(result_file.resolve()), "--export_cex", "--verbosity", "1",
+                *self._settings(result_file.parent)]
+
+    def _settings(self, workdir: Path) -> list[str]:
+        """``--setting_file`` turning MIP off, unless asked for.
+
+        Why off by default: the gurobipy that pip installs carries a size-limited licence, so
+        every MIP over 2000 variables fails and NeuralSAT exits with an error — far more often
+        on ungrafted nets (many unstable ReLUs), which would bias a baseline-vs-graft comparison.
+        Without MIP NeuralSAT stays complete (branch-and-bound over ReLU splits).
+        """
+        if self.mip:
+            return []
+        path = workdir / "neuralsat_settings.json"
+        path.write_text(json.dumps({"use_mip_verify": False, "use_mip_tightening": False}) + "\n")
+        return ["--setting_file", str(path.resolve())]
 
     def verify(self, onnx_path: Path, vnnlib_path: Path, timeout: float, workdir: Path) -> Result:
         root = neuralsat_dir()
