@@ -25,7 +25,7 @@ from .._io import atomic_write_text
 from ..errors import BadInput
 from .spec import Property
 
-__all__ = ["write_vnnlib", "read_vnnlib", "vnnlib_text", "parse_vnnlib", "format_real"]
+__all__ = ["write_vnnlib", "read_vnnlib", "vnnlib_text", "parse_vnnlib", "format_real", "read_vnnlib_text"]
 
 _TOKEN = re.compile(r";[^\n]*|\(|\)|[^\s();]+|\n")
 _VAR = re.compile(r"([XY])_(\d+)\Z")
@@ -62,14 +62,18 @@ def write_vnnlib(path: str | os.PathLike[str], prop: Property, comment: str = ""
 
 def read_vnnlib(path: str | os.PathLike[str]) -> Property:
     """Read a VNN-LIB 1.0 robustness property; anything else raises BadInput with file and line."""
+    return parse_vnnlib(read_vnnlib_text(path), str(path))
+
+
+def read_vnnlib_text(path: str | os.PathLike[str]) -> str:
+    """The text of a vnnlib file (either version), or BadInput saying why it cannot be read."""
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"vnnlib file {p} not found: check the path")
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read vnnlib file {p} ({type(exc).__name__}): is it a text file?") from None
-    return parse_vnnlib(text, str(p))
 
 
 @dataclass

@@ -13,14 +13,13 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from .._io import atomic_write_text
 from ..errors import BadInput
 from .spec import Property
-from .vnnlib import format_real
+from .vnnlib import format_real, read_vnnlib_text
 
 __all__ = ["write_vnnlib2", "read_vnnlib2", "vnnlib2_text", "parse_vnnlib2"]
 
@@ -66,14 +65,8 @@ def write_vnnlib2(path: str | os.PathLike[str], prop: Property, input_shape: Seq
 
 def read_vnnlib2(path: str | os.PathLike[str]) -> Property:
     """Read a VNN-LIB 2.0 robustness property through ``vnnlib.compat``; errors name file and line."""
-    p = Path(path)
-    if not p.is_file():  # the C++ parser prints and exits on a missing file: check first
-        raise BadInput(f"vnnlib file {p} not found: check the path")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read vnnlib file {p} ({type(exc).__name__}): is it a text file?") from None
-    return parse_vnnlib2(text, str(p))
+    # read here, not in the C++ parser, which prints and exits on a missing file
+    return parse_vnnlib2(read_vnnlib_text(path), str(path))
 
 
 def _vnnlib():  # noqa: ANN202 - the module object

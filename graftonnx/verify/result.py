@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["VERDICTS", "Counterexample", "Result", "parse_assignment"]
+__all__ = ["VERDICTS", "Counterexample", "Result", "parse_assignment", "sat_with_counterexample"]
 
 #: ``sat``: a (checked) counterexample exists; ``unsat``: the property is verified.
 VERDICTS = ("sat", "unsat", "timeout", "unknown", "error")
@@ -94,3 +94,17 @@ def parse_assignment(text: str) -> Counterexample | None:
         if d and sorted(d) != list(range(len(d))):
             raise ValueError(f"counterexample {what}_ indices are not 0..{len(d) - 1}")
     return Counterexample(tuple(xs[i] for i in range(len(xs))), tuple(ys[i] for i in range(len(ys))))
+
+
+def sat_with_counterexample(body: str, who: str, hint: str = "") -> tuple[str, str, Counterexample | None]:
+    """``(verdict, message, cex)`` for a verifier that said sat: ``sat`` only with a parsable counterexample.
+
+    Shared by the subprocess backends so a garbled or missing assignment is always an ``error``.
+    """
+    try:
+        cex = parse_assignment(body)
+    except ValueError as exc:
+        return "error", f"{who} wrote a malformed counterexample: {exc}", None
+    if cex is None:
+        return "error", f"{who} reported sat without a counterexample{hint}", None
+    return "sat", "", cex

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ...errors import BadInput
-from ..result import Counterexample, Result, parse_assignment
+from ..result import Counterexample, Result, sat_with_counterexample
 from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
 
 __all__ = ["AbcrownBackend", "AbcrownConfig", "abcrown_root", "parse_abcrown", "ENV_VAR"]
@@ -86,13 +86,7 @@ def parse_abcrown(text: str | None) -> tuple[str, str, Counterexample | None]:
         return "error", f"α,β-CROWN results file starts with {word[:40]!r}, not sat/unsat/timeout", None
     if word != "sat":
         return word, "", None
-    try:
-        cex = parse_assignment(body)
-    except ValueError as exc:
-        return "error", f"α,β-CROWN wrote a malformed counterexample: {exc}", None
-    if cex is None:
-        return "error", "α,β-CROWN reported sat without a counterexample (save_adv_example off?)", None
-    return "sat", "", cex
+    return sat_with_counterexample(body, "α,β-CROWN", " (save_adv_example off?)")
 
 
 @BACKENDS.register("abcrown")

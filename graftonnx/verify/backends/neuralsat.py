@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import BadInput
-from ..result import Result, parse_assignment
+from ..result import Result, sat_with_counterexample
 from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
 
 __all__ = ["NeuralsatBackend", "neuralsat_dir", "parse_neuralsat"]
@@ -57,13 +57,7 @@ def parse_neuralsat(result_text: str | None, log_text: str) -> tuple[str, str, o
         return "error", f"NeuralSAT printed no verdict (got {status or 'nothing'!r})", None
     if status != "sat":
         return _STATUS[status], "", None
-    try:
-        cex = parse_assignment(body)
-    except ValueError as exc:
-        return "error", f"NeuralSAT wrote a malformed counterexample: {exc}", None
-    if cex is None:
-        return "error", "NeuralSAT reported sat without a counterexample", None
-    return "sat", "", cex
+    return sat_with_counterexample(body, "NeuralSAT")
 
 
 @BACKENDS.register("neuralsat")
