@@ -80,9 +80,10 @@ class GraftSettings:
     stages: int = 5
     seed: int = 0
     batch_size: int = 256
+    schedule: str = "total"
 
     def selection(self) -> Selection:
-        return Selection(self.criterion, self.ratio, self.count, self.scope, self.stages, self.seed)
+        return Selection(self.criterion, self.ratio, self.count, self.scope, self.stages, self.seed, self.schedule)
 
 
 def score(model: ModelLike, data: DataLike = None, settings: GraftSettings | None = None,
@@ -116,7 +117,8 @@ def plan(model: ModelLike, data: DataLike = None, settings: GraftSettings | None
     prov = Provenance(model=str(model) if not isinstance(model, onnx.ModelProto) else "", criterion=s.criterion,
                       ratio=s.ratio, count=s.count, scope=s.scope, granularity=s.granularity, eps=scores.eps,
                       bound=scores.bound, significance=scores.significance, dataset=scores.dataset,
-                      init="zero" if s.criterion == "prune" else s.init, seed=s.seed, tool_version=__version__)
+                      init="zero" if s.criterion == "prune" else s.init, seed=s.seed, tool_version=__version__,
+                      stages=s.stages, schedule=s.schedule)
     return make_plan(scores, info, sel, granularity=s.granularity, init=s.init, layers=s.layers,
                      activations=acts, provenance=prov)
 

@@ -64,6 +64,27 @@ def test_score_plan_graft_round_trip(tmp_path):
     assert {"graftonnx.grafts", "graftonnx.provenance"} <= meta.keys()
 
 
+def test_plan_schedule_total_nests_and_target_differs(tmp_path):
+    """--schedule total (default) gives nested plans; --schedule target is recorded and picks differently."""
+    net = model_path("mnist-net_256x2")
+    scores = tmp_path / "s.json"
+    assert run("score", net, *MNIST, "--n", "20", "-o", scores, "--no-progress")[0] == 0
+
+    def picks(ratio: str, *extra: str) -> tuple[set[tuple[str, int]], dict]:
+        out = tmp_path / f"p{ratio}{''.join(extra)}.json"
+        code, text = run("plan", net, "--scores", scores, "--ratio", ratio, *extra, "-o", out)
+        assert code == 0, text
+        data = json.loads(out.read_text())
+        return {(la["site"], i) for la in data["layers"] for i in la["indices"]}, data["provenance"]
+
+    small, prov = picks("0.25")
+    large, _ = picks("0.5")
+    assert prov["schedule"] == "total" and prov["stages"] == 5
+    assert small < large and len(large) == 256
+    target, prov_t = picks("0.25", "--schedule", "target")
+    assert prov_t["schedule"] == "target" and target != small and len(target) == 128
+
+
 def _no_relu(path: Path) -> Path:
     g = helper.make_graph([helper.make_node("Gemm", ["x", "W"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],

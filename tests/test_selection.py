@@ -14,6 +14,7 @@ from graftonnx.planning import (
     rank_normalise,
     select_units,
 )
+from graftonnx.planning.select import slice_sizes
 
 
 def test_rank_normalise_handles_ties_and_range():
@@ -44,8 +45,29 @@ def test_combined_starts_unstable_then_insignificant():
     # 10 units: unit 0 most unstable but very significant; unit 9 stable but least significant
     s_u = np.linspace(1.0, 0.0, 10)
     s_i = np.linspace(1.0, 0.0, 10)
-    (two,) = select_units([s_u], [s_i], Selection("combined", count=2, stages=2))
+    (two,) = select_units([s_u], [s_i], Selection("combined", count=2, stages=2, schedule="target"))
     assert two.tolist() == [0, 9]  # slice 1 (λ=1) takes the most unstable, slice 2 (λ=0) the least significant
+
+
+def test_total_schedule_nests_plans_and_keeps_lambda_high_for_small_grafts():
+    rng = np.random.default_rng(0)
+    s_u, s_i = rank_normalise(rng.random(200)), rank_normalise(rng.random(200))
+    picks = {r: set(select_units([s_u], [s_i], Selection("combined", ratio=r))[0].tolist())  # default: total
+             for r in (0.1, 0.25, 0.5, 0.75, 1.0)}
+    assert picks[0.1] <= picks[0.25] <= picks[0.5] <= picks[0.75] <= picks[1.0]
+    assert len(picks[0.5]) == 100
+    # 10 % of the units with 5 stages over all units: all picked at λ = 1 (pure instability)
+    only_u = set(select_units([s_u], [s_i], Selection("instability", ratio=0.1))[0].tolist())
+    assert picks[0.1] == only_u
+    # the target schedule ends every graft at λ = 0, so its 10 % graft differs from instability-only
+    target = set(select_units([s_u], [s_i], Selection("combined", ratio=0.1, schedule="target"))[0].tolist())
+    assert target != only_u
+
+
+def test_slice_sizes():
+    assert slice_sizes(4, 10, 2, "target") == [2, 2]
+    assert slice_sizes(4, 10, 2, "total") == [4, 0]
+    assert slice_sizes(7, 10, 2, "total") == [5, 2]
 
 
 def test_global_vs_per_layer_counts():
@@ -66,7 +88,8 @@ def test_random_is_seeded():
 
 
 @pytest.mark.parametrize("kwargs,match", [({"ratio": 1.5}, "outside"), ({"ratio": -0.1}, "outside"),
-                                          ({"ratio": None}, "exactly one"), ({"count": -1, "ratio": None}, "negative")])
+                                          ({"ratio": None}, "exactly one"), ({"count": -1, "ratio": None}, "negative"),
+                                          ({"ratio": 0.5, "schedule": "fast"}, "schedule")])
 def test_bad_selection(kwargs, match):
     with pytest.raises(BadInput, match=match):
         Selection(**kwargs)

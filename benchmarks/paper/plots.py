@@ -42,16 +42,18 @@ def plot_va_ratio(job: dict[str, Any], path: Path) -> Path:
     base = next(r for r in rows if r["criterion"] == "baseline")
     fig = Figure(figsize=(7.5, 4.2))
     ax = fig.subplots()
-    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
         if r["criterion"] != "baseline":
-            series.setdefault((r["criterion"], r["init"]), []).append(r)
-    for k, ((crit, init), rs) in enumerate(series.items()):
+            series.setdefault((r["criterion"], r["init"], r.get("schedule", "total")), []).append(r)
+    for k, ((crit, init, sched), rs) in enumerate(series.items()):
         rs = [base] + sorted(rs, key=lambda r: r["ratio"])
         shift = 1.2 * (k - (len(series) - 1) / 2)  # side by side, so equal values stay visible
         xs = [100 * r["ratio"] + (shift if r is not base else 0.0) for r in rs]
-        style = "--" if init == "fit" and crit != "prune" else "-"
-        label = f"{crit}" + (" (init fit)" if style == "--" else "")
+        fit = init == "fit" and crit != "prune"
+        target = sched == "target" and crit in ("combined", "prune")
+        style = "--" if fit else ":" if target else "-"
+        label = f"{crit}" + (" (init fit)" if fit else "") + (" (λ over the picks)" if target else "")
         ax.plot(xs, [r["va_crown"] for r in rs], style, marker="os^vDP"[k % 6], color=_COLORS.get(crit, "purple"),
                 label=label, alpha=0.85)
         ns = [(x, r["va_nsat"]) for x, r in zip(xs, rs, strict=True) if r["va_nsat"] is not None and r is not base]

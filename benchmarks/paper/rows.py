@@ -27,12 +27,14 @@ import onnx
 from graftonnx import api
 from graftonnx._io import atomic_write_text
 from graftonnx.bench.export import export_benchmark
+from graftonnx.errors import BadInput
 from graftonnx.report import ModelMetrics, ReportOptions, build_report
+from graftonnx.scoring import ScoreTable
 from graftonnx.train import EvalConfig, TrainConfig, evaluate
 from graftonnx.train.api import finetune
 from graftonnx.verify import BackendOptions, read_instances, verify_benchmark
 
-from .config import Mode, NetJob
+from .config import Mode, NetJob, settings_key
 from .nets import Splits, base_network, splits_for, subset
 
 __all__ = ["Variant", "Row", "variants_of", "run_job", "nomip_neuralsat", "machine"]
@@ -45,13 +47,15 @@ class Variant:
     criterion: str
     ratio: float
     init: str
+    schedule: str = "total"
 
     @property
     def name(self) -> str:
         if self.criterion == "baseline":
             return "baseline"
         init = "" if self.init == "const" or self.criterion == "prune" else f"-{self.init}"
-        return f"{self.criterion}{round(100 * self.ratio)}{init}"
+        staged = self.criterion in ("combined", "prune") and self.schedule != "total"
+        return f"{self.criterion}{round(100 * self.ratio)}{init}" + (f"-{self.schedule}" if staged else "")
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Row:
     sa_verify: float | None = None  # SA / RA on exactly the CROWN instance images (ERAN)
     ra_verify: float | None = None
     ra_verify_nsat: float | None = None  # RA on exactly the NeuralSAT instance images
+    schedule: str = "total"  # λ schedule of combined / prune rows (specs/selection.md)
 
 
 def _log(msg: str) -> None:
@@ -97,9 +102,9 @@ def _log(msg: str) -> None:
 
 def variants_of(job: NetJob) -> list[Variant]:
     """Baseline, every criterion × ratio (with the job's init), then the job's extra rows."""
-    out = [Variant("baseline", 0.0, job.init)]
-    out += [Variant(c, r, job.init) for c in job.criteria for r in job.ratios]
-    out += [Variant(c, r, i) for c, r, i in job.extra]
+    out = [Variant("baseline", 0.0, job.init, job.schedule)]
+    out += [Variant(c, r, job.init, job.schedule) for c in job.criteria for r in job.ratios]
+    out += [Variant(*x) if len(x) == 4 else Variant(*x, job.schedule) for x in job.extra]  # type: ignore[misc]
     return list(dict.fromkeys(out))
 
 
@@ -115,7 +120,7 @@ def _make_variant(v: Variant, job: NetJob, mode: Mode, base: onnx.ModelProto, sp
     model, neurons = base, 0
     if v.criterion != "baseline":
         settings = api.GraftSettings(eps=job.eps, bound=mode.budget.score_bound, criterion=v.criterion,
-                                     ratio=v.ratio, init=v.init, seed=mode.seed)
+                                     ratio=v.ratio, init=v.init, seed=mode.seed, schedule=v.schedule)
         plan = api.plan(base, splits.score, settings, scores=scores)  # type: ignore[arg-type]
         grafted = api.graft(base, plan=plan)
         model, neurons = grafted.model, _grafted_count(grafted)
@@ -133,6 +138,17 @@ def _grafted_count(result: api.GraftResult) -> int:
     from graftonnx.report import graft_info
 
     return int(graft_info(result.model, result.info).neurons or 0)
+
+
+def _scores(job: NetJob, mode: Mode, base: onnx.ModelProto, splits: Splits, folder: Path) -> ScoreTable:
+    """The job's one ScoreTable (all criteria and ratios share it), cached in the job folder."""
+    path = folder / f"scores-{mode.budget.score_bound}-{len(splits.score)}.json"
+    if path.is_file():
+        return ScoreTable.load(path)
+    _log(f"{job.key}: scoring {len(splits.score)} images with {mode.budget.score_bound}")
+    scores = api.score(base, splits.score, api.GraftSettings(eps=job.eps, bound=mode.budget.score_bound))
+    scores.save(path)
+    return scores
 
 
 def _accuracy(model_path: Path, job: NetJob, mode: Mode, splits: Splits) -> dict[str, float]:
@@ -164,9 +180,8 @@ def _build_models(job: NetJob, mode: Mode, splits: Splits, folder: Path) -> dict
         if path.is_file() and meta.is_file():
             records[v.name] = json.loads(meta.read_text())
             continue
-        if scores is None and any(x.criterion != "baseline" for x in variants_of(job)):
-            _log(f"{job.key}: scoring {len(splits.score)} images with {mode.budget.score_bound}")
-            scores = api.score(base, splits.score, api.GraftSettings(eps=job.eps, bound=mode.budget.score_bound))
+        if scores is None and v.criterion != "baseline":
+            scores = _scores(job, mode, base, splits, folder)
         _log(f"{job.key}: building {v.name}")
         rec = {"variant": asdict(v)} | _make_variant(v, job, mode, base, splits, scores, path)
         rec |= _accuracy(path, job, mode, splits)
@@ -251,7 +266,7 @@ def _row(job: NetJob, v: Variant, rec: dict[str, object], crown: ModelMetrics, n
               crown.unr.neurons, 100 * crown.unr.unr, {x.site: 100 * x.unr for x in crown.unr.layers},
               crown.unr.bound, float(rec["sa"]), float(rec["ra"]), int(rec["n_heldout"]),  # type: ignore[arg-type,call-overload]
               100 * (crown.va or 0.0), crown.instances, crown.mean_time,
-              finetune_seconds=rec.get("finetune_seconds"))  # type: ignore[arg-type]
+              finetune_seconds=rec.get("finetune_seconds"), schedule=v.schedule)  # type: ignore[arg-type]
     if nsat is None or not nsat.backend:
         return row
     non_sat = [t for t, x in zip(nsat.times, nsat.verdicts, strict=True) if x != "sat"]
@@ -259,6 +274,20 @@ def _row(job: NetJob, v: Variant, rec: dict[str, object], crown: ModelMetrics, n
                    nsat_mean_time_nonsat=sum(non_sat) / len(non_sat) if non_sat else None,
                    nsat_timeouts=nsat.timeouts, nsat_sat=nsat.sat, nsat_unsat=nsat.unsat, nsat_errors=nsat.errors,
                    nsat_times=nsat.times, nsat_verdicts=nsat.verdicts)
+
+
+def _claim_folder(job: NetJob, mode: Mode, folder: Path) -> None:
+    """Record the settings that fill ``folder``; refuse to resume a folder made with other settings.
+
+    Why: every model, journal and score file in the folder is cached by name only, so a run
+    with a changed budget or job (say another scoring bound) would silently reuse stale work.
+    """
+    stamp = folder / "settings.json"
+    want = {"key": settings_key(job, mode.budget, mode.seed, mode.lr, mode.finetune_lr)}
+    if stamp.is_file() and json.loads(stamp.read_text()) != want:
+        raise BadInput(f"{folder} was made with other settings: delete it or give another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, json.dumps(want) + "\n")
 
 
 def run_job(job: NetJob, mode: Mode, out: Path) -> dict[str, object]:
@@ -269,11 +298,13 @@ def run_job(job: NetJob, mode: Mode, out: Path) -> dict[str, object]:
         _log(f"{job.key}: already done ({done})")
         return json.loads(done.read_text())
     t0 = time.perf_counter()
+    _claim_folder(job, mode, folder)
     splits = splits_for(job, mode)
     records = _build_models(job, mode, splits, folder)
     variants = variants_of(job)
     names = [v.name for v in variants]
-    nsat_names = [v.name for v in variants if (v.criterion, v.ratio) in job.nsat and v.init == job.init]
+    nsat_names = [v.name for v in variants if (v.criterion, v.ratio) in job.nsat and v.init == job.init
+                  and v.schedule == job.schedule]
     n_lirpa = job.lirpa_instances or mode.budget.n_lirpa
     _log(f"{job.key}: lirpa CROWN on {n_lirpa} instances × {len(names)} models")
     crown = {r.name: r for r in _verify(_export(job, mode, splits, folder, names, n_lirpa, "lirpa"),

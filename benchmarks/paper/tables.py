@@ -56,7 +56,10 @@ def _label(r: dict[str, Any]) -> str:
         return "baseline (ungrafted, same finetune)" if r["finetuned"] else "baseline (ungrafted)"
     init = "" if r["criterion"] == "prune" else f", init {r['init']}"
     what = "prune (a = b = 0 fixed)" if r["criterion"] == "prune" else r["criterion"]
-    return f"{what} {round(100 * r['ratio'])} %{init}"
+    sched = r.get("schedule", "total")
+    staged = f", λ over the {'requested picks' if sched == 'target' else 'whole net'}" \
+        if r["criterion"] in ("combined", "prune") and sched != "total" else ""
+    return f"{what} {round(100 * r['ratio'])} %{init}{staged}"
 
 
 def job_table(job: dict[str, Any]) -> list[str]:
@@ -80,8 +83,8 @@ def job_table(job: dict[str, Any]) -> list[str]:
 
 def _find(job: dict[str, Any], criterion: str, ratio: float, init: str = "const") -> dict[str, Any] | None:
     for r in job["rows"]:
-        if r["criterion"] == criterion and abs(r["ratio"] - ratio) < 1e-9 and (r["init"] == init
-                                                                              or criterion in ("baseline", "prune")):
+        if r["criterion"] == criterion and abs(r["ratio"] - ratio) < 1e-9 and r.get("schedule", "total") == "total" \
+                and (r["init"] == init or criterion in ("baseline", "prune")):
             return r
     return None
 

@@ -12,7 +12,7 @@ from ..api import DEFAULT_EPS, GraftSettings
 from ..bounds import BOUND_METHODS
 from ..data.dataset import Dataset
 from ..model import ModelInfo, inspect_model, load_model
-from ..planning import GRANULARITIES, INITS, SELECTORS
+from ..planning import GRANULARITIES, INITS, SCHEDULES, SELECTORS
 from ..scoring import SIGNIFICANCE
 from ._data_options import load_from_options
 
@@ -63,6 +63,9 @@ def select_options(fn: F) -> F:
         click.option("--layers", default=None, help="Comma-separated ReLU site names or indices to restrict to."),
         click.option("--stages", type=click.IntRange(1), default=5, show_default=True,
                      help="Slices of the λ schedule for --criterion combined."),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default="total", show_default=True,
+                     help="λ slices over the K picks (target: every graft ends at λ = 0) or over all units "
+                          "(total: λ follows the fraction of the network grafted; plans are nested)."),
     )(fn)
 
 
@@ -76,7 +79,8 @@ def settings_from(kw: dict[str, Any]) -> GraftSettings:
         eps=kw.get("eps", DEFAULT_EPS), bound=kw.get("bound", "ibp"), significance=kw.get("significance", "grad"),
         criterion=kw.get("criterion", "combined"), ratio=ratio, count=count, scope=kw.get("scope", "global"),
         granularity=kw.get("granularity", "neuron"), init=kw.get("init", "const"), layers=layers,
-        stages=kw.get("stages", 5), seed=kw.get("seed") or 0, batch_size=kw.get("batch_size", 256))
+        stages=kw.get("stages", 5), seed=kw.get("seed") or 0, batch_size=kw.get("batch_size", 256),
+        schedule=kw.get("schedule", "total"))
 
 
 def output_options(fn: F) -> F:

@@ -3,7 +3,8 @@
 from .build import make_plan, resolve_layers
 from .init import INITS, fit_lines
 from .plan import GRANULARITIES, GraftPlan, LayerPlan, Provenance
-from .select import SELECTORS, Selection, count_for, lambda_schedule, rank_normalise, select_units
+from .select import SCHEDULES, SELECTORS, Selection, count_for, lambda_schedule, rank_normalise, select_units
 
 __all__ = ["make_plan", "resolve_layers", "INITS", "fit_lines", "GRANULARITIES", "GraftPlan", "LayerPlan",
-           "Provenance", "SELECTORS", "Selection", "count_for", "lambda_schedule", "rank_normalise", "select_units"]
+           "Provenance", "SCHEDULES", "SELECTORS", "Selection", "count_for", "lambda_schedule", "rank_normalise",
+           "select_units"]

@@ -67,6 +67,8 @@ class Provenance:
     init: str = ""
     seed: int | None = None
     tool_version: str = ""
+    stages: int | None = None
+    schedule: str = ""
 
 
 @dataclass(frozen=True)
