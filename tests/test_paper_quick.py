@@ -93,6 +93,22 @@ def test_unknown_job_is_bad_input(tmp_path: Path) -> None:
     assert "no-such-net" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_folder_made_with_other_settings_is_refused(tmp_path: Path) -> None:
+    """A resumed job folder must have been made with the same settings: else stale models would be reused."""
+    (tmp_path / "mlp-eps0.05").mkdir()
+    (tmp_path / "mlp-eps0.05" / "settings.json").write_text('{"key": "0123456789ab"}')
+    proc = _run("--quick", "--out", str(tmp_path), timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "other settings" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlp-eps0.05" / "models").exists()
+
+
+def test_ablation_script_rejects_unknown_job(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paper" / "ablate.py"), "no-such-net", "t",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2 and "no-such-net" in proc.stderr
+
+
 def test_target_arithmetic() -> None:
     sys.path.insert(0, str(ROOT))
     try:
@@ -104,8 +120,9 @@ def test_target_arithmetic() -> None:
         return {"criterion": crit, "ratio": ratio, "init": "const", "va_nsat": va, "va_crown": va - 10, "sa": sa,
                 "ra": ra, "nsat_mean_time": t, "ra_verify_nsat": ra, "ra_verify": ra, "n_nsat": 20, "n_crown": 40}
 
-    job = {"rows": [row("baseline", 0.0, 10.0, 98.0, 90.0, 40.0), row("combined", 0.5, 55.0, 97.0, 88.0, 8.0),
-                    row("random", 0.5, 52.0, 97.0, 88.0, 20.0)]}
+    other_schedule = row("combined", 0.5, 99.0, 97.0, 88.0, 1.0) | {"schedule": "target"}  # an ablation row
+    job = {"rows": [row("baseline", 0.0, 10.0, 98.0, 90.0, 40.0), other_schedule,
+                    row("combined", 0.5, 55.0, 97.0, 88.0, 8.0), row("random", 0.5, 52.0, 97.0, 88.0, 20.0)]}
     text = "\n".join(target_lines(job))
     assert "(+45.0 pts) | **met**" in text  # VA gain
     assert "(÷5.00) | **met**" in text  # time
