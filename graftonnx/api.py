@@ -80,7 +80,7 @@ class GraftSettings:
     stages: int = 5
     seed: int = 0
     batch_size: int = 256
-    schedule: str = "total"
+    schedule: str = "target"
 
     def selection(self) -> Selection:
         return Selection(self.criterion, self.ratio, self.count, self.scope, self.stages, self.seed, self.schedule)

@@ -65,7 +65,7 @@ def test_score_plan_graft_round_trip(tmp_path):
 
 
 def test_plan_schedule_total_nests_and_target_differs(tmp_path):
-    """--schedule total (default) gives nested plans; --schedule target is recorded and picks differently."""
+    """--schedule total gives nested plans; the default (target) is recorded and picks differently."""
     net = model_path("mnist-net_256x2")
     scores = tmp_path / "s.json"
     assert run("score", net, *MNIST, "--n", "20", "-o", scores, "--no-progress")[0] == 0
@@ -77,11 +77,11 @@ def test_plan_schedule_total_nests_and_target_differs(tmp_path):
         data = json.loads(out.read_text())
         return {(la["site"], i) for la in data["layers"] for i in la["indices"]}, data["provenance"]
 
-    small, prov = picks("0.25")
-    large, _ = picks("0.5")
+    small, prov = picks("0.25", "--schedule", "total")
+    large, _ = picks("0.5", "--schedule", "total")
     assert prov["schedule"] == "total" and prov["stages"] == 5
     assert small < large and len(large) == 256
-    target, prov_t = picks("0.25", "--schedule", "target")
+    target, prov_t = picks("0.25")
     assert prov_t["schedule"] == "target" and target != small and len(target) == 128
 
 

@@ -45,14 +45,14 @@ def test_combined_starts_unstable_then_insignificant():
     # 10 units: unit 0 most unstable but very significant; unit 9 stable but least significant
     s_u = np.linspace(1.0, 0.0, 10)
     s_i = np.linspace(1.0, 0.0, 10)
-    (two,) = select_units([s_u], [s_i], Selection("combined", count=2, stages=2, schedule="target"))
+    (two,) = select_units([s_u], [s_i], Selection("combined", count=2, stages=2))  # default: target
     assert two.tolist() == [0, 9]  # slice 1 (λ=1) takes the most unstable, slice 2 (λ=0) the least significant
 
 
 def test_total_schedule_nests_plans_and_keeps_lambda_high_for_small_grafts():
     rng = np.random.default_rng(0)
     s_u, s_i = rank_normalise(rng.random(200)), rank_normalise(rng.random(200))
-    picks = {r: set(select_units([s_u], [s_i], Selection("combined", ratio=r))[0].tolist())  # default: total
+    picks = {r: set(select_units([s_u], [s_i], Selection("combined", ratio=r, schedule="total"))[0].tolist())
              for r in (0.1, 0.25, 0.5, 0.75, 1.0)}
     assert picks[0.1] <= picks[0.25] <= picks[0.5] <= picks[0.75] <= picks[1.0]
     assert len(picks[0.5]) == 100
@@ -60,7 +60,7 @@ def test_total_schedule_nests_plans_and_keeps_lambda_high_for_small_grafts():
     only_u = set(select_units([s_u], [s_i], Selection("instability", ratio=0.1))[0].tolist())
     assert picks[0.1] == only_u
     # the target schedule ends every graft at λ = 0, so its 10 % graft differs from instability-only
-    target = set(select_units([s_u], [s_i], Selection("combined", ratio=0.1, schedule="target"))[0].tolist())
+    target = set(select_units([s_u], [s_i], Selection("combined", ratio=0.1))[0].tolist())  # default: target
     assert target != only_u
 
 

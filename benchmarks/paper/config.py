@@ -63,7 +63,7 @@ class NetJob:
     nsat: tuple[tuple[str, float], ...] = ()
     nsat_instances: int | None = None  # overrides Budget.n_nsat for this job
     lirpa_instances: int | None = None  # overrides Budget.n_lirpa for this job
-    schedule: str = "total"  # λ schedule of the combined criterion (specs/selection.md)
+    schedule: str = "total"  # λ schedule of combined/prune rows; graftonnx's default is "target" (selection.md)
     note: str = ""
 
 
@@ -83,6 +83,9 @@ _ONE_EACH = tuple((c, 0.5, "const") for c in CRITERIA[1:])  # the other criteria
 #: the paper's literal λ schedule (slices over the K picks, every graft ends at λ = 0) beside our default
 #: (slices over all units, nested plans): the one ablation that moved VA most in our trials (selection.md)
 _TARGET = (("combined", 0.5, "const", "target"),)
+#: pruning the units the target schedule picks: with the total schedule, pruning grafts a whole hidden
+#: layer of the CNN to zero (the net collapses), so both prune rows are shown
+_PRUNE_TARGET = (("prune", 0.5, "const", "target"),)
 
 QUICK = Mode("quick", Budget(n_train=1500, n_heldout=300, train_epochs=8, finetune_epochs=2, n_score=200,
                              score_bound="ibp", n_lirpa=12, lirpa_timeout=30.0, n_nsat=2, nsat_timeout=10.0,
@@ -94,23 +97,25 @@ FULL = Mode("full", Budget(n_train=4000, n_heldout=1000, train_epochs=20, finetu
                            score_bound="ibp", n_lirpa=40, lirpa_timeout=60.0, n_nsat=15, nsat_timeout=30.0,
                            pgd_steps=50, pgd_restarts=2, unr_bound="ibp", workers=2),
             (NetJob("cnn-eps0.1", "train:cnn-b", "mnist", 0.1, criteria=("combined",),
-                    extra=_ONE_EACH + (("combined", 0.5, "fit"),) + _TARGET, nsat=_NSAT_MAIN, nsat_instances=8,
+                    extra=_ONE_EACH + (("combined", 0.5, "fit"),) + _TARGET + _PRUNE_TARGET, nsat=_NSAT_MAIN,
+                    nsat_instances=8,
                     lirpa_instances=12, note="CROWN on grafted CNN-B needs auto_LiRPA's matrix conv mode (~7 s an "
                     "instance here), hence 12 CROWN and 8 NeuralSAT instances"),
              NetJob("mlp-eps0.1", "train:mlp:256,256", "mnist", 0.1, criteria=("combined",), extra=_ONE_EACH + _TARGET,
                     nsat=(("baseline", 0.0), ("combined", 0.5), ("random", 0.5)), nsat_instances=10),
              NetJob("mnist-net_256x2", "shared:mnist-net_256x2", "mnist", 0.02, criteria=("combined",),
-                    extra=(("random", 0.5, "const"),), nsat=(("baseline", 0.0), ("combined", 0.5)),
+                    extra=(("random", 0.5, "const"),) + _TARGET, nsat=(("baseline", 0.0), ("combined", 0.5)),
                     nsat_instances=10,
                     note="VNN-COMP mnistfc net, finetuned here on mnist5k; eps 0.02 (its VNN-COMP radii are "
                          "0.02/0.05)"),
              NetJob("resnet_2b", "shared:resnet_2b", "cifar", 2 / 255, criteria=("combined",), finetune=False,
-                    extra=tuple(("combined", r, "fit") for r in (0.25, 0.5, 0.75)),
+                    extra=tuple(("combined", r, "fit") for r in (0.25, 0.5, 0.75)) + _TARGET
+                    + (("combined", 0.5, "fit", "target"),),
                     lirpa_instances=20,
                     note="VNN-COMP cifar2020 ResNet-2B, NOT finetuned (no CIFAR training set here); "
                          "grafted with init const and fit; CROWN only (NeuralSAT cut for time)"),
              NetJob("mlp-eps0.05", "train:mlp:256,256", "mnist", 0.05, criteria=("combined",),
-                    extra=(("random", 0.5, "const"),), nsat=(("baseline", 0.0), ("combined", 0.5)),
+                    extra=(("random", 0.5, "const"),) + _TARGET, nsat=(("baseline", 0.0), ("combined", 0.5)),
                     nsat_instances=10, note="the second ε, on the MLP (a second CNN-B did not fit the 2-hour budget)")))
 
 MODES = {"quick": QUICK, "full": FULL}

@@ -283,11 +283,23 @@ def _claim_folder(job: NetJob, mode: Mode, folder: Path) -> None:
     with a changed budget or job (say another scoring bound) would silently reuse stale work.
     """
     stamp = folder / "settings.json"
-    want = {"key": settings_key(job, mode.budget, mode.seed, mode.lr, mode.finetune_lr)}
+    # which rows exist is not a setting of any one row: adding rows keeps the folder (delete rows.json and
+    # bench-*/ to re-verify; models and journal lines of unchanged rows are reused)
+    rows_free = replace(job, criteria=(), ratios=(), extra=(), nsat=())
+    want = {"key": settings_key(rows_free, mode.budget, mode.seed, mode.lr, mode.finetune_lr)}
     if stamp.is_file() and json.loads(stamp.read_text()) != want:
         raise BadInput(f"{folder} was made with other settings: delete it or give another --out")
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(stamp, json.dumps(want) + "\n")
+
+
+def _elapsed(folder: Path, this_run: float) -> list[float]:
+    """Wall seconds of every run that completed this job folder (a resumed run only does the missing work)."""
+    path = folder / "elapsed.json"
+    runs = json.loads(path.read_text()) if path.is_file() else []
+    runs.append(round(this_run, 1))
+    atomic_write_text(path, json.dumps(runs) + "\n")
+    return runs
 
 
 def run_job(job: NetJob, mode: Mode, out: Path) -> dict[str, object]:
@@ -328,7 +340,7 @@ def run_job(job: NetJob, mode: Mode, out: Path) -> dict[str, object]:
     sizes = {x.site: x.size for x in crown["baseline"].unr.layers}
     result = {"job": asdict(job), "data": splits.describe, "base": base, "layer_sizes": sizes,
               "rows": [asdict(r) for r in rows],
-              "seconds": round(time.perf_counter() - t0, 1), "machine": machine()}
+              "seconds": _elapsed(folder, time.perf_counter() - t0), "machine": machine()}
     atomic_write_text(done, json.dumps(result, indent=1, default=str) + "\n")
     return result
 

@@ -5,11 +5,12 @@ in ``stages`` slices; in slice j the not-yet-chosen units with the highest
 ``λ_j·s_u + (1 − λ_j)·(1 − s_i)`` are taken, with λ_j falling linearly from 1 (first
 slice: most unstable) to 0 (last slice: least significant) — the paper's "λ decays from 1
 to 0 along with the total number of grafted neurons".  The paper leaves open *which*
-total: ``schedule="total"`` (default) splits *all* units into the slices and stops after K
-picks, so λ follows the fraction of the whole network grafted so far and a smaller graft
-is exactly the first part of a larger one (nested plans); ``schedule="target"`` splits
-the K requested picks into the slices, so every graft ends at λ = 0.  Why "total" is the
-default: on the benchmark's MNIST CNN it verified far more at 50 % (specs/selection.md).
+total: ``schedule="target"`` (default) splits the K requested picks into the slices, so
+every graft ends at λ = 0 and large grafts lean on insignificance (accuracy);
+``schedule="total"`` splits *all* units into the slices and stops after K picks, so λ
+follows the fraction of the whole network grafted so far, a 50 % graft stays mostly
+instability-driven, and a smaller graft is exactly the first part of a larger one (nested
+plans).  Which wins depends on the network (specs/selection.md has the measurements).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ __all__ = ["Selection", "SELECTORS", "SCHEDULES", "rank_normalise", "lambda_sche
            "count_for"]
 
 #: How the λ slices are laid out: over the K requested picks, or over all units (nested plans).
-SCHEDULES = ("total", "target")
+SCHEDULES = ("target", "total")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Selection:
     scope: str = "global"
     stages: int = 5
     seed: int = 0
-    schedule: str = "total"
+    schedule: str = "target"
 
     def __post_init__(self) -> None:
         if (self.ratio is None) == (self.count is None):
@@ -90,7 +91,7 @@ Selector = Callable[[np.ndarray, np.ndarray, int, Selection], np.ndarray]
 SELECTORS: Registry[Selector] = Registry("criterion")
 
 
-def slice_sizes(k: int, units: int, stages: int, schedule: str = "total") -> list[int]:
+def slice_sizes(k: int, units: int, stages: int, schedule: str = "target") -> list[int]:
     """How many picks each λ slice makes: ``k`` split evenly (target), or ``units`` split evenly and cut at ``k``."""
     total = k if schedule == "target" else units
     sizes, left = [], k
