@@ -78,13 +78,14 @@ def test_manifest_defaults_overrides_and_paths(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     p = tmp_path / "m" / "zoo.yaml"
     p.write_text("defaults:\n  eps: 0.01\n  data: {source: digits, layout: flat}\n  verify: {timeout: 5}\n"
-                 "models:\n  - path: a.onnx\n  - name: b2\n    path: /abs/b.onnx\n    eps: 0.2\n"
+                 "models:\n  - path: a.onnx\n  - name: b2\n    path: /abs/b.onnx\n    eps: 0.2\n    schedule: total\n"
                  "    data: {n: 7, mean: 0.5, std: [0.25]}\n    verify: {method: ibp}\n")
     a, b = load_manifest(p).entries
     assert (a.name, a.path, a.eps, a.verify.timeout) == ("a", str((tmp_path / "m" / "a.onnx").resolve()), 0.01, 5.0)
     assert (b.name, b.path, b.eps, b.data.n, b.data.mean, b.data.std) == ("b2", "/abs/b.onnx", 0.2, 7, (0.5,), (0.25,))
     assert b.data.source == "digits" and b.data.layout == "flat"  # section merged over defaults
     assert b.verify.method == "ibp" and b.verify.timeout == 5.0
+    assert (a.schedule, b.schedule) == ("target", "total")
     assert a.fingerprint() != b.fingerprint()
 
 
@@ -94,6 +95,7 @@ def test_manifest_defaults_overrides_and_paths(tmp_path: Path) -> None:
     ("defaults:\n  ratios: [0.5, 2]\nmodels:\n  - path: a.onnx\n", "line 2: defaults key 'ratios'"),
     ("models:\n  - path: a.onnx\n  - path: b.onnx\n    verify: {backend: nope}\n", "models[1] key 'verify.backend'"),
     ("models:\n  - path: a.onnx\n  - path: a.onnx\n", "line 3: models[1] key 'name': name 'a' is also used"),
+    ("models:\n  - path: a.onnx\n    schedule: fast\n", "models[0] key 'schedule': 'fast' is not one of target, total"),
     ("models: [\n", "is not valid YAML"),
     ("models: []\n", "non-empty 'models:' list"),
 ])

@@ -83,6 +83,7 @@ class ModelEntry:
     eps: float = 0.02
     ratios: tuple[float, ...] = (0.5,)
     criterion: str = "combined"
+    schedule: str = "target"
     init: str = "fit"
     bound: str = "ibp"
     seed: int = 0
@@ -146,7 +147,8 @@ def _plain(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], 
 _KINDS = {"source": "str?", "format": "str?", "layout": "str", "scale": "str", "mean": "floats?", "std": "floats?",
           "n": "int?", "input_range": "range", "labels": "str?", "epochs": "int0", "lr": "float+",
           "batch_size": "int+", "instances": "int+", "timeout": "float+", "skip": "str", "backend": "str",
-          "method": "str", "eps": "float+", "ratios": "ratios", "criterion": "str", "init": "str", "bound": "str",
+          "method": "str", "eps": "float+", "ratios": "ratios", "criterion": "str", "schedule": "str", "init": "str",
+          "bound": "str",
           "seed": "int0"}
 
 
@@ -196,8 +198,9 @@ def _value(key: str, v: Any, where: _Where, path: tuple[Any, ...]) -> Any:
     return x
 
 
-_CHOICES = {"criterion": "SELECTORS", "init": "INITS", "bound": "BOUND_METHODS", "backend": "BACKENDS",
-            "method": "LIRPA_VERIFY_METHODS", "skip": "SKIP_MODES", "layout": "MODEL_LAYOUTS", "scale": "SCALES"}
+_CHOICES = {"criterion": "SELECTORS", "schedule": "SCHEDULES", "init": "INITS", "bound": "BOUND_METHODS",
+            "backend": "BACKENDS", "method": "LIRPA_VERIFY_METHODS", "skip": "SKIP_MODES",
+            "layout": "MODEL_LAYOUTS", "scale": "SCALES"}
 
 
 def _choices() -> dict[str, list[str]]:
@@ -205,20 +208,20 @@ def _choices() -> dict[str, list[str]]:
     from ..bench.export import SKIP_MODES
     from ..bounds.base import BOUND_METHODS
     from ..data.layout import MODEL_LAYOUTS, SCALES
-    from ..planning import INITS
+    from ..planning import INITS, SCHEDULES
     from ..planning.select import SELECTORS
     from ..verify import BACKENDS
     from ..verify.backends.lirpa import LIRPA_VERIFY_METHODS
 
-    found = {"SELECTORS": SELECTORS, "INITS": INITS, "BOUND_METHODS": BOUND_METHODS, "BACKENDS": BACKENDS,
-             "LIRPA_VERIFY_METHODS": LIRPA_VERIFY_METHODS, "SKIP_MODES": SKIP_MODES, "MODEL_LAYOUTS": MODEL_LAYOUTS,
-             "SCALES": SCALES}
+    found = {"SELECTORS": SELECTORS, "SCHEDULES": SCHEDULES, "INITS": INITS, "BOUND_METHODS": BOUND_METHODS,
+             "BACKENDS": BACKENDS, "LIRPA_VERIFY_METHODS": LIRPA_VERIFY_METHODS, "SKIP_MODES": SKIP_MODES,
+             "MODEL_LAYOUTS": MODEL_LAYOUTS, "SCALES": SCALES}
     return {k: sorted(found[v]) for k, v in _CHOICES.items()}
 
 
 def _check_choices(entry: ModelEntry, where: _Where, path: tuple[Any, ...], raw: dict[str, Any]) -> None:
     allowed = _choices()
-    values = {"criterion": entry.criterion, "init": entry.init, "bound": entry.bound,
+    values = {"criterion": entry.criterion, "schedule": entry.schedule, "init": entry.init, "bound": entry.bound,
               "backend": entry.verify.backend, "method": entry.verify.method, "skip": entry.export.skip,
               "layout": entry.data.layout, "scale": entry.data.scale}
     section = {"backend": "verify", "method": "verify", "skip": "export", "layout": "data", "scale": "data"}

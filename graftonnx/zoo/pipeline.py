@@ -152,7 +152,7 @@ def _graft(ctx: _Ctx, ratio: float) -> tuple[dict[str, str], dict[str, Any]]:
 
     e = ctx.entry
     settings = api.GraftSettings(eps=e.eps, bound=e.bound, criterion=e.criterion, ratio=ratio, init=e.init,
-                                 seed=e.seed)
+                                 seed=e.seed, schedule=e.schedule)
     plan = api.plan(ctx.model(), ctx.data(), settings, scores=ctx.scores())
     result = api.graft(ctx.model(), plan=plan)
     path, plan_path = ctx.dir / f"graft{_tag(ratio)}.onnx", ctx.dir / f"graft{_tag(ratio)}.plan.json"
