@@ -37,7 +37,7 @@ from graftonnx.verify import BackendOptions, read_instances, verify_benchmark
 from .config import Mode, NetJob, settings_key
 from .nets import Splits, base_network, splits_for, subset
 
-__all__ = ["Variant", "Row", "variants_of", "run_job", "nomip_neuralsat", "machine"]
+__all__ = ["Variant", "Row", "variants_of", "run_job", "machine"]
 
 
 @dataclass(frozen=True)
@@ -191,39 +191,6 @@ def _build_models(job: NetJob, mode: Mode, splits: Splits, folder: Path) -> dict
     return records
 
 
-_NOMIP_MAIN = '''"""NeuralSAT's own main.py with MIP verification and MIP tightening off (generated; see rows.py)."""
-import runpy
-import sys
-
-REAL = {real!r}
-sys.path.insert(0, REAL)
-sys.argv += ["--setting_file", {settings!r}]
-runpy.run_path(REAL + "/main.py", run_name="__main__")
-'''
-
-
-def nomip_neuralsat(folder: Path) -> Path:
-    """A NEURALSAT_PATH folder running the installed NeuralSAT with ``use_mip_verify/tightening = False``.
-
-    Why: pip's gurobipy carries a size-limited licence; every MIP with more than 2000
-    variables fails ("Model too large for size-limited license") and NeuralSAT then exits
-    with an error — on the ungrafted nets (many unstable ReLUs) far more often than on the
-    grafted ones, which would bias the comparison.  Without MIP, NeuralSAT is still complete
-    (its branch-and-bound over ReLU splits decides every instance given time).
-    """
-    from graftonnx.verify.backends.neuralsat import neuralsat_dir
-
-    real = neuralsat_dir() if "NEURALSAT_PATH" not in os.environ else Path(os.environ["NEURALSAT_PATH"])
-    root = folder / "neuralsat-nomip"
-    root.mkdir(parents=True, exist_ok=True)
-    settings = root / "settings.json"
-    atomic_write_text(settings, json.dumps({"use_mip_verify": False, "use_mip_tightening": False}) + "\n")
-    atomic_write_text(root / "main.py", _NOMIP_MAIN.format(real=str(real.resolve()), settings=str(settings.resolve())))
-    if not (root / "verifier").exists():
-        (root / "verifier").symlink_to(real.resolve() / "verifier")
-    return root
-
-
 def _export(job: NetJob, mode: Mode, splits: Splits, folder: Path, names: list[str], n: int, tag: str) -> Path:
     bench = folder / f"bench-{tag}"
     if not bench.is_dir():
@@ -247,16 +214,8 @@ def _prune_journal(bench: Path, journal: Path) -> None:
 def _verify(bench: Path, backend: str, mode: Mode, journal: Path) -> list[ModelMetrics]:
     opts = BackendOptions(method="crown")
     _prune_journal(bench, journal)
-    saved = os.environ.get("NEURALSAT_PATH")
-    if backend == "neuralsat":
-        os.environ["NEURALSAT_PATH"] = str(nomip_neuralsat(journal.parent.parent).resolve())
-    try:
-        verify_benchmark(bench, backend, opts, journal, workers=mode.budget.workers, progress=False)
-    finally:
-        if saved is None:
-            os.environ.pop("NEURALSAT_PATH", None)
-        else:
-            os.environ["NEURALSAT_PATH"] = saved
+    # NeuralSAT runs with MIP off: the backend's default (graftonnx/verify/backends/neuralsat.py says why)
+    verify_benchmark(bench, backend, opts, journal, workers=mode.budget.workers, progress=False)
     report = build_report([journal], bench, ReportOptions(bound=mode.budget.unr_bound))
     return list(report.rows)
 

@@ -242,17 +242,17 @@ def _notes() -> list[str]:
             "held-out mnist5k split (ResNet-2B: on ERAN CIFAR images 50–99), so RA − VA mixes two image sets.",
             "- **Criteria not in the table.** SAP/GAP/Hydra are not implemented; *significance* (activation "
             "gradient, GAP-like) and *prune* (a = b = 0, the paper's Table 5) stand in for pruning baselines.",
-            "- **UNR** is computed with IBP on the instance boxes (CROWN per-layer bounds on CNN-B's 9 466 ReLUs "
-            "cost ~5 s per box here, too slow for every row); IBP is looser than the verifier's own bounds, so "
-            "UNRs are higher than the paper's, but grafted vs ungrafted is compared with the same bound.",
+            "- **UNR** is computed with IBP on the instance boxes (CROWN on CNN-B costs the seconds per box of the "
+            "*CROWN time* column, too slow to repeat for every row's UNR); IBP is looser than the verifier's own "
+            "bounds, so UNRs are higher than the paper's, but grafted vs ungrafted is compared with the same bound.",
             "- **ResNet-2B** is grafted without finetuning (no CIFAR training data offline): its SA drop shows "
             "what finetuning has to repair, and `init fit` (least-squares lines) vs `const` shows how much a "
             "good initial line saves before any training.",
             "- **NeuralSAT without MIP.** NeuralSAT 0.2.17 runs with `use_mip_verify` and `use_mip_tightening` "
-            "off (a generated wrapper, `benchmarks/paper/rows.py: nomip_neuralsat`): pip's gurobipy has a "
+            "off (the default of graftonnx's NeuralSAT backend; `--mip` turns it on): pip's gurobipy has a "
             "size-limited licence, every MIP over 2000 variables fails with *Model too large for size-limited "
-            "license*, and NeuralSAT then exits with an error — on the ungrafted MLP 8 of 10 instances, far fewer "
-            "on grafted nets, which would have flattered grafting. Its ReLU-splitting BaB stays complete.",
+            "license*, and NeuralSAT then exits with an error — more often on ungrafted nets (more unstable "
+            "ReLUs, larger MIPs), which would have flattered grafting. Its ReLU-splitting BaB stays complete.",
             "- **λ schedule.** The paper's λ \"decays from 1 to 0 along with the total number of grafted "
             "neurons\" can be read two ways (specs/selection.md): slices over the K requested picks (every graft "
             "ends at λ = 0; graftonnx's default `--schedule target`; rows *λ over the requested picks*) or over "
@@ -260,7 +260,7 @@ def _notes() -> list[str]:
             "every other *combined* and *prune* row here). The first full build used `target`: its 50 % CNN "
             "graft verified no more than random grafting. `benchmarks/paper/ablate.py` then changed one knob at a "
             "time on the CNN (`benchmarks/results/paper-ablation.json`): `total` with IBP scores verified far "
-            "more, CROWN-based instability scores (1000 images, ~14 min here) did not help, so scores stay IBP "
+            "more, CROWN-based instability scores (1000 images) did not help, so scores stay IBP "
             "and the rows use `total`. Both readings are shown on every network: `total` wins VA on the hard "
             "CNN, `target` keeps accuracy where the net is already stable (mnist-net_256x2) or is not "
             "finetuned (ResNet-2B).",
