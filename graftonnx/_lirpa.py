@@ -118,7 +118,27 @@ def auto_lirpa() -> ModuleType:
             _state["module"] = importlib.import_module("src.abstractor.auto_LiRPA")
             _state["interval_bound"] = importlib.import_module("src.abstractor.auto_LiRPA.interval_bound")
             logging.getLogger("src.abstractor.auto_LiRPA.utils").setLevel(logging.WARNING)
+            _unfreeze_alpha()
     return _state["module"]
+
+
+def _unfreeze_alpha() -> int:
+    """Give auto_LiRPA's modules a ``torch.clamp`` with torch 2.13's bound gradient (see ``clampfix``).
+
+    Only auto_LiRPA sees it (its modules' ``torch`` name is rebound to a view of torch), so
+    graftonnx's own training and attacks keep the installed torch's semantics.  Returns how
+    many modules were switched (0 on a torch that never froze the gradient).
+    """
+    from .clampfix import clamp_gradient_frozen, torch_view
+
+    if not clamp_gradient_frozen():
+        return 0
+    view, n = torch_view(), 0
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("src.abstractor.auto_LiRPA") and getattr(mod, "torch", None) is torch:
+            mod.torch = view  # type: ignore[attr-defined]
+            n += 1
+    return n
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,6 +12,7 @@ from conftest import model_path
 from verify_helpers import NET, make_bench, mnist_image
 
 from graftonnx.bench.spec import Property
+from graftonnx.clampfix import LAUNCHER
 from graftonnx.errors import BadInput
 from graftonnx.verify import BackendOptions, cex_problem, make_backend, verify_benchmark
 from graftonnx.verify.backends.abcrown import ENV_VAR, AbcrownBackend, AbcrownConfig, abcrown_root, parse_abcrown
@@ -130,6 +131,6 @@ def test_fake_checkout_through_the_runner(fake_checkout: Path, tmp_path: Path, m
 def test_command_line(tmp_path: Path) -> None:
     b = AbcrownBackend(root=tmp_path, device="cuda")
     cmd = b.command(tmp_path / "c.yaml", Path("n.onnx"), Path("p.vnnlib"), tmp_path / "r.txt", 30)
-    assert cmd[0] == sys.executable and cmd[1] == "abcrown.py"
+    assert cmd[0] == sys.executable and cmd[1:3] == [str(LAUNCHER), "abcrown.py"]
     assert cmd[cmd.index("--timeout") + 1] == "30" and cmd[cmd.index("--onnx_path") + 1].endswith("n.onnx")
     assert not b.parallel_ok

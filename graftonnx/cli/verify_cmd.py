@@ -27,6 +27,8 @@ __all__ = ["verify_cmd"]
               help="Bound method of the lirpa backend.")
 @click.option("--abcrown", "abcrown_path", type=click.Path(), default=None,
               help="α,β-CROWN folder holding abcrown.py. Default: $ABCROWN_PATH.")
+@click.option("--abcrown-python", type=click.Path(dir_okay=False), default=None,
+              help="Interpreter that runs abcrown.py (the checkout's own venv). Default: $ABCROWN_PY, else this one.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="Device for neuralsat/abcrown. Default: cuda for abcrown, cpu for neuralsat.")
 @click.option("--conv-mode", type=click.Choice(["patches", "matrix"]), default="patches", show_default=True,
@@ -38,14 +40,16 @@ __all__ = ["verify_cmd"]
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def verify_cmd(bench_dir: str, backend: str, timeout: float | None, workers: int, results: str, method: str,
-               abcrown_path: str | None, device: str | None, conv_mode: str, sparse_interm: bool, mip: bool,
+               abcrown_path: str | None, abcrown_python: str | None, device: str | None, conv_mode: str,
+               sparse_interm: bool, mip: bool,
                as_json: bool, progress: bool) -> None:
     """Verify every instance of BENCH_DIR (instances.csv: onnx,vnnlib,timeout) and journal the verdicts.
 
     Every sat is re-run in onnxruntime; an invalid counterexample is recorded as error.
     """
     dev = device or ("cuda" if backend == "abcrown" else "cpu")
-    opts = BackendOptions(method=method, device=dev, abcrown_path=abcrown_path, conv_mode=conv_mode,
+    opts = BackendOptions(method=method, device=dev, abcrown_path=abcrown_path, abcrown_python=abcrown_python,
+                          conv_mode=conv_mode,
                           sparse_interm=sparse_interm, mip=mip)
     summary = verify_benchmark(bench_dir, backend, opts, results, timeout, workers, progress)
     counts = summary.counts()

@@ -10,22 +10,31 @@ carries no verdict; in single-vnnlib mode the results file holds one word
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ...clampfix import LAUNCHER
 from ...errors import BadInput
 from ..result import Counterexample, Result, sat_with_counterexample
 from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
 
-__all__ = ["AbcrownBackend", "AbcrownConfig", "abcrown_root", "parse_abcrown", "ENV_VAR"]
+__all__ = ["AbcrownBackend", "AbcrownConfig", "abcrown_root", "abcrown_python", "parse_abcrown", "ENV_VAR",
+           "PY_ENV_VAR"]
 
 ENV_VAR = "ABCROWN_PATH"
+PY_ENV_VAR = "ABCROWN_PY"
+#: Run in the chosen interpreter: its torch version and whether clamp's bound gradient is 0 there.
+_PROBE = ("import torch; x = torch.tensor([0.0, 1.0], requires_grad=True); torch.clamp(x, 0.0, 1.0).sum().backward(); "
+          "print(torch.__version__, bool((x.grad == 0).all()))")
 _WORDS = {"sat", "unsat", "timeout", "unknown"}
 
 
@@ -42,6 +51,39 @@ def abcrown_root(path: str | os.PathLike[str] | None) -> Path:
         where = "--abcrown" if path else ENV_VAR
         raise BadInput(f"{root} (from {where}) holds no abcrown.py: point it at alpha-beta-CROWN/complete_verifier")
     return root.resolve()
+
+
+def abcrown_python(path: str | os.PathLike[str] | None) -> str:
+    """The interpreter for ``abcrown.py``: ``path`` (``--abcrown-python``), else ``$ABCROWN_PY``, else this one."""
+    raw = path if path else os.environ.get(PY_ENV_VAR)
+    if not raw:
+        return sys.executable
+    exe = Path(raw).expanduser()
+    if not exe.is_file() or not os.access(exe, os.X_OK):
+        where = "--abcrown-python" if path else PY_ENV_VAR
+        raise BadInput(f"{exe} (from {where}) is not an executable Python: point it at the α,β-CROWN checkout's "
+                       "own interpreter (e.g. its venv/bin/python)")
+    return str(exe)
+
+
+@functools.lru_cache(maxsize=4)
+def _torch_of(python: str) -> tuple[str, bool]:
+    """(torch version, clamp gradient frozen) of ``python``; BadInput when it cannot import torch."""
+    try:
+        out = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=300, check=True)
+        version, frozen = out.stdout.split()[-2:]
+    except (subprocess.SubprocessError, OSError, ValueError) as exc:
+        raise BadInput(f"{python} cannot import torch ({exc}): give α,β-CROWN's own interpreter with "
+                       "--abcrown-python or $ABCROWN_PY") from None
+    return version, frozen == "True"
+
+
+def _warn_frozen(python: str) -> None:
+    version, frozen = _torch_of(python)
+    if frozen:
+        warnings.warn(f"{python} runs torch {version}, whose clamp gradient freezes α-CROWN's slopes; graftonnx "
+                      "restores it in the α,β-CROWN process (graftonnx/clampfix.py), but the checkout's own "
+                      "interpreter (--abcrown-python, torch ≤ 2.13) needs no patch", stacklevel=2)
 
 
 @dataclass(frozen=True)
@@ -92,9 +134,14 @@ def parse_abcrown(text: str | None) -> tuple[str, str, Counterexample | None]:
 @BACKENDS.register("abcrown")
 @dataclass(frozen=True)
 class AbcrownBackend:
-    """``python abcrown.py --config C --onnx_path N --vnnlib_path P --results_file R --timeout T``."""
+    """``python clampfix.py abcrown.py --config C --onnx_path N --vnnlib_path P --results_file R --timeout T``.
+
+    ``python`` is the checkout's interpreter; :mod:`graftonnx.clampfix` (standalone, torch
+    only) keeps α-CROWN's slopes trainable when that interpreter's torch froze them.
+    """
 
     root: Path
+    python: str = sys.executable
     device: str = "cuda"
     conv_mode: str = "patches"
     sparse_interm: bool = False
@@ -108,14 +155,17 @@ class AbcrownBackend:
     @classmethod
     def from_options(cls, opts: BackendOptions) -> AbcrownBackend:
         AbcrownConfig(device=opts.device, conv_mode=opts.conv_mode)  # validate early
-        return cls(abcrown_root(opts.abcrown_path), opts.device, opts.conv_mode, opts.sparse_interm, opts.grace_s)
+        python = abcrown_python(opts.abcrown_python)
+        _warn_frozen(python)
+        return cls(abcrown_root(opts.abcrown_path), python, opts.device, opts.conv_mode, opts.sparse_interm,
+                   opts.grace_s)
 
     def config(self, timeout: float, workdir: Path) -> AbcrownConfig:
         return AbcrownConfig(self.device, self.conv_mode, self.sparse_interm, timeout,
                              str((workdir / "abcrown_cex.txt").resolve()))
 
     def command(self, config: Path, onnx_path: Path, vnnlib_path: Path, results: Path, timeout: float) -> list[str]:
-        return [sys.executable, "abcrown.py", "--config", str(config.resolve()), "--onnx_path",
+        return [self.python, str(LAUNCHER), "abcrown.py", "--config", str(config.resolve()), "--onnx_path",
                 str(Path(onnx_path).resolve()), "--vnnlib_path", str(Path(vnnlib_path).resolve()),
                 "--results_file", str(results.resolve()), "--timeout", f"{timeout:g}"]
 

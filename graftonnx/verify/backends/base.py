@@ -31,6 +31,7 @@ class BackendOptions:
     method: str = "crown"  # lirpa: ibp | crown | alpha-crown
     device: str = "cpu"  # neuralsat / abcrown: cpu | cuda
     abcrown_path: str | None = None  # folder holding abcrown.py; None → $ABCROWN_PATH
+    abcrown_python: str | None = None  # interpreter for abcrown.py; None → $ABCROWN_PY, else this one
     conv_mode: str = "patches"  # abcrown: patches | matrix
     sparse_interm: bool = False  # abcrown: off by default (grafted nets have few unstable ReLUs)
     grace_s: float = 30.0  # extra wall time over the verifier's own timeout (start-up, model loading)

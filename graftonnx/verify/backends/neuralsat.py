@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...clampfix import LAUNCHER
 from ...errors import BadInput
 from ..result import Result, sat_with_counterexample
 from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
@@ -63,7 +64,11 @@ def parse_neuralsat(result_text: str | None, log_text: str) -> tuple[str, str, o
 @BACKENDS.register("neuralsat")
 @dataclass(frozen=True)
 class NeuralsatBackend:
-    """``python main.py --net N --spec P --device D --timeout T --result_file R --export_cex``."""
+    """``python clampfix.py main.py --net N --spec P --device D --timeout T --result_file R --export_cex``.
+
+    Through :mod:`graftonnx.clampfix`: NeuralSAT runs α-CROWN inside, whose slopes freeze on
+    the torch that pip installs beside it (≥ 2.14) unless clamp's bound gradient is restored.
+    """
 
     device: str = "cpu"
     grace_s: float = 30.0
@@ -80,7 +85,7 @@ class NeuralsatBackend:
         return cls(device=opts.device, grace_s=opts.grace_s, mip=opts.mip)
 
     def command(self, onnx_path: Path, vnnlib_path: Path, timeout: float, result_file: Path) -> list[str]:
-        return [sys.executable, "main.py", "--net", str(Path(onnx_path).resolve()), "--spec",
+        return [sys.executable, str(LAUNCHER), "main.py", "--net", str(Path(onnx_path).resolve()), "--spec",
                 str(Path(vnnlib_path).resolve()), "--device", self.device, "--timeout", f"{timeout:g}",
                 "--result_file", str(result_file.resolve()), "--export_cex", "--verbosity", "1",
                 *self._settings(result_file.parent)]
