@@ -123,13 +123,13 @@ def auto_lirpa() -> ModuleType:
 
 
 def _unfreeze_alpha() -> int:
-    """Give auto_LiRPA's modules a ``torch.clamp`` with torch 2.13's bound gradient (see ``clampfix``).
+    """Give auto_LiRPA's modules a ``torch.clamp`` with torch 2.13's bound gradient (see ``verifier_shims``).
 
     Only auto_LiRPA sees it (its modules' ``torch`` name is rebound to a view of torch), so
     graftonnx's own training and attacks keep the installed torch's semantics.  Returns how
     many modules were switched (0 on a torch that never froze the gradient).
     """
-    from .clampfix import clamp_gradient_frozen, torch_view
+    from .verifier_shims import clamp_gradient_frozen, torch_view
 
     if not clamp_gradient_frozen():
         return 0

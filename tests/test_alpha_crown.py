@@ -1,4 +1,4 @@
-"""α-CROWN optimises in every path graftonnx drives (torch ≥ 2.14 froze its slopes: graftonnx.clampfix)."""
+"""α-CROWN optimises in every path graftonnx drives (torch ≥ 2.14 froze its slopes: graftonnx.verifier_shims)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from onnx import numpy_helper
 from verify_helpers import NET, mnist_image
 
 from graftonnx.bench.spec import Property
-from graftonnx.clampfix import LAUNCHER, clamp_gradient_frozen, inclusive_clamp
+from graftonnx.verifier_shims import LAUNCHER, clamp_gradient_frozen, inclusive_clamp
 from graftonnx.verify.backends.lirpa import _net, margin_lower_bounds
 from graftonnx.verify.backends.neuralsat import NeuralsatBackend, neuralsat_dir
 

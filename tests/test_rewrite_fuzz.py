@@ -2,7 +2,8 @@
 
 Each example builds a random graph (Gemm/Conv/Relu/Add/Flatten, random shapes), a random
 plan (random units, a, b and granularity, sometimes whole sites), grafts it, simplifies it
-(remove + fold + drop channels) and checks both against an independent numpy float64
+(remove + fold, with or without dropping channels, or the verifier-ready native form) and
+checks both against an independent numpy float64
 evaluation of the grafted network, ``y = keep·relu(z) + a·z + b`` at every Relu.
 """
 
@@ -19,6 +20,7 @@ from graftonnx.parity import assert_parity, ort_callable
 from graftonnx.planning import GraftPlan, LayerPlan
 from graftonnx.rewrite import apply_plan, layer_tensors
 from graftonnx.rewrite.fold import simplify
+from graftonnx.rewrite.native import native_form
 from graftonnx.torch_bridge import read_grafts
 
 
@@ -143,8 +145,8 @@ def _cases(draw):
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_cases(), st.booleans())
-def test_graft_and_simplify_match_numpy(case, drop_channels):
+@given(_cases(), st.sampled_from(["fold", "drop", "native"]))
+def test_graft_and_simplify_match_numpy(case, form):
     net, model, info, plan = case
     grafted = apply_plan(model, plan, info)
     onnx.checker.check_model(grafted, full_check=True)
@@ -153,10 +155,23 @@ def test_graft_and_simplify_match_numpy(case, drop_channels):
     ref = net.numpy(x, lines)
     scale = max(1.0, float(np.abs(ref).max()))
     assert_parity(lambda _: ref, ort_callable(grafted), x, atol=1e-5 * scale)
-    out, rep = simplify(grafted, drop_channels=drop_channels)
+    out, rep = native_form(grafted) if form == "native" else simplify(grafted, drop_channels=form == "drop")
     onnx.checker.check_model(out, full_check=True)
     assert_parity(lambda _: ref, ort_callable(out), x, atol=1e-5 * scale)
     producers = {o: n.op_type for n in out.graph.node for o in n.output}
     assert all(producers.get(n.input[0]) in LINEAR_PRODUCERS for n in out.graph.node if n.op_type == "Relu")
-    assert rep.relu_neurons_after <= rep.relu_neurons_before and rep.params_after <= rep.params_before
+    assert rep.relu_neurons_after <= rep.relu_neurons_before
+    assert form != "fold" or rep.params_after <= rep.params_before  # 0/1 selections and scatters add some
     read_grafts(out)
+    if form == "native":  # grafted units left every Relu, except per-neuron grafts on a feature map
+        left = {r.site for r in read_grafts(out)}
+        expected = 0
+        for site in info.relus:
+            lp = plan.layer(site.name)
+            if site.name in left:
+                assert lp is not None and lp.granularity == "neuron" and len(site.shape) > 1, site.name
+            if lp is None or site.name in left:
+                expected += site.size
+            else:
+                expected += int(np.broadcast_to(layer_tensors(lp, site)[0], site.shape).sum())
+        assert rep.relu_neurons_after == expected

@@ -12,8 +12,8 @@ from conftest import model_path
 from verify_helpers import NET, make_bench, mnist_image
 
 from graftonnx.bench.spec import Property
-from graftonnx.clampfix import LAUNCHER
 from graftonnx.errors import BadInput
+from graftonnx.verifier_shims import LAUNCHER
 from graftonnx.verify import BackendOptions, cex_problem, make_backend, verify_benchmark
 from graftonnx.verify.backends.abcrown import ENV_VAR, AbcrownBackend, AbcrownConfig, abcrown_root, parse_abcrown
 
@@ -113,7 +113,7 @@ def test_fake_checkout_through_the_runner(fake_checkout: Path, tmp_path: Path, m
                                           monkeypatch: pytest.MonkeyPatch, mode: str, verdict: str) -> None:
     monkeypatch.setenv("FAKE_ABCROWN", str(DATA / f"{mode}.results.txt") if "/" in mode else mode)
     bench = make_bench(tmp_path, model_path(NET), mnist_csv, [(0, 0.1)], timeout=1)
-    opts = BackendOptions(device="cpu", abcrown_path=str(fake_checkout), grace_s=1.0)
+    opts = BackendOptions(device="cpu", abcrown_path=str(fake_checkout), grace_s=10.0)  # the launcher imports torch
     s = verify_benchmark(bench, "abcrown", opts, tmp_path / "r.jsonl", progress=False)
     (r,) = s.results
     assert r.verdict == verdict, r.message

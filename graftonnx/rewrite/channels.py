@@ -22,7 +22,22 @@ import onnx_graphsurgeon as gs
 from .fold import Affine, GraftPattern, SimplifyReport, _report, const_of, finish_model, graft_pattern, seed_map
 from .graft import graft_records
 
-__all__ = ["drop_grafted_channels"]
+__all__ = ["drop_grafted_channels", "unit_selection", "unit_scatter"]
+
+
+def unit_selection(idx: np.ndarray, n: int, op: str) -> Affine:
+    """The 0/1 map picking units ``idx`` of ``n`` (x ↦ x[idx]) as a Gemm or a 1×1 Conv."""
+    w = np.zeros((n, idx.size))
+    w[idx, np.arange(idx.size)] = 1.0
+    return Affine("Gemm", w, np.zeros(idx.size)) if op == "Gemm" else Affine("Conv", w.T[:, :, None, None],
+                                                                             np.zeros(idx.size))
+
+
+def unit_scatter(idx: np.ndarray, n: int, op: str) -> Affine:
+    """The 0/1 map putting ``idx.size`` units back at positions ``idx`` of ``n`` (zeros elsewhere)."""
+    w = np.zeros((idx.size, n))
+    w[np.arange(idx.size), idx] = 1.0
+    return Affine("Gemm", w, np.zeros(n)) if op == "Gemm" else Affine("Conv", w.T[:, :, None, None], np.zeros(n))
 
 
 def _unit_vector(arr: np.ndarray) -> np.ndarray | None:
@@ -93,6 +108,27 @@ def _parts(graph: gs.Graph, site: str, producer: gs.Node, groups: list[np.ndarra
     return tensors
 
 
+def _split_scatter(graph: gs.Graph, pat: GraftPattern, producer: gs.Node, state: Affine, kept: np.ndarray,
+                   a: np.ndarray, b: np.ndarray) -> str:
+    """A Conv site: ``Scatter(Relu(Conv_kept(x))) + Conv_line(x)``, no Concat.
+
+    Why no Concat: α,β-CROWN's auto_LiRPA 0.7.0 fails on a Concat of conv channels in
+    patches mode (a bias shape mismatch in ``concretize_bounds.add_b``).  ``Conv_line`` is the
+    producer with the line folded in (rows of kept channels are zero, so they add exact zeros).
+    """
+    site, pname, x, n = pat.relu.name, producer.name, producer.inputs[0], a.size
+    v = {k: gs.Variable(f"{site}/split_{k}", dtype=np.float32) for k in ("kept", "relu", "back", "line")}
+    graph.nodes.append(_take(state, kept).node(f"{pname}/kept", x, v["kept"], "split"))
+    pat.relu.inputs, pat.relu.outputs = [v["kept"]], [v["relu"]]
+    graph.nodes.append(unit_scatter(kept, n, "Conv").node(f"{site}/split_scatter", v["relu"], v["back"], "w"))
+    line = state.scaled(a.astype(np.float64))
+    graph.nodes.append(replace(line, c=line.c + b).node(f"{pname}/grafted", x, v["line"], "split"))
+    pat.total.inputs = [v["back"], v["line"]]
+    pat.keep_mul.outputs.clear()
+    pat.a_mul.outputs.clear()
+    return f"{site}: Relu on {kept.size} kept channels of {n}, grafted ones in the producer's folded line (scatter)"
+
+
 def _split_site(graph: gs.Graph, pat: GraftPattern, outs: set[str], k: int) -> str:
     """Split one site in place; returns a description, or ``"!"`` + the reason it was left alone."""
     keep, a, b = (_unit_vector(v) for v in (pat.keep, pat.a, pat.b))
@@ -109,6 +145,8 @@ def _split_site(graph: gs.Graph, pat: GraftPattern, outs: set[str], k: int) -> s
     state = seed_map(producer, {})
     if isinstance(state, str):
         return "!" + state
+    if state.op == "Conv":
+        return _split_scatter(graph, pat, producer, state, kept, a, b)
     y = pat.total.outputs[0]
     order = np.concatenate([kept, grafted])
     perms = None if y.name in outs else [(n, _permuted_weight(n, y, order, f"perm{k}_w")) for n in list(y.outputs)]

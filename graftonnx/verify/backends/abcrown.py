@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from ...clampfix import LAUNCHER
 from ...errors import BadInput
+from ...verifier_shims import LAUNCHER
 from ..result import Counterexample, Result, sat_with_counterexample
 from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
 
@@ -82,7 +82,7 @@ def _warn_frozen(python: str) -> None:
     version, frozen = _torch_of(python)
     if frozen:
         warnings.warn(f"{python} runs torch {version}, whose clamp gradient freezes α-CROWN's slopes; graftonnx "
-                      "restores it in the α,β-CROWN process (graftonnx/clampfix.py), but the checkout's own "
+                      "restores it in the α,β-CROWN process (graftonnx/verifier_shims.py), but the checkout's own "
                       "interpreter (--abcrown-python, torch ≤ 2.13) needs no patch", stacklevel=2)
 
 
@@ -134,9 +134,9 @@ def parse_abcrown(text: str | None) -> tuple[str, str, Counterexample | None]:
 @BACKENDS.register("abcrown")
 @dataclass(frozen=True)
 class AbcrownBackend:
-    """``python clampfix.py abcrown.py --config C --onnx_path N --vnnlib_path P --results_file R --timeout T``.
+    """``python verifier_shims.py abcrown.py --config C --onnx_path N --vnnlib_path P --results_file R --timeout T``.
 
-    ``python`` is the checkout's interpreter; :mod:`graftonnx.clampfix` (standalone, torch
+    ``python`` is the checkout's interpreter; :mod:`graftonnx.verifier_shims` (standalone, torch
     only) keeps α-CROWN's slopes trainable when that interpreter's torch froze them.
     """
 

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...clampfix import LAUNCHER
 from ...errors import BadInput
+from ...verifier_shims import LAUNCHER
 from ..result import Result, sat_with_counterexample
 from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
 
@@ -64,9 +64,9 @@ def parse_neuralsat(result_text: str | None, log_text: str) -> tuple[str, str, o
 @BACKENDS.register("neuralsat")
 @dataclass(frozen=True)
 class NeuralsatBackend:
-    """``python clampfix.py main.py --net N --spec P --device D --timeout T --result_file R --export_cex``.
+    """``python verifier_shims.py main.py --net N --spec P --device D --timeout T --result_file R --export_cex``.
 
-    Through :mod:`graftonnx.clampfix`: NeuralSAT runs α-CROWN inside, whose slopes freeze on
+    Through :mod:`graftonnx.verifier_shims`: NeuralSAT runs α-CROWN inside, whose slopes freeze on
     the torch that pip installs beside it (≥ 2.14) unless clamp's bound gradient is restored.
     """
 

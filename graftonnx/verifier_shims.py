@@ -1,4 +1,6 @@
-"""Keep α-CROWN alive on torch ≥ 2.14: a ``torch.clamp`` whose gradient includes the bounds.
+"""Two process-level fixes for the verifiers graftonnx drives, and the launcher that applies them.
+
+1. **α-CROWN on torch ≥ 2.14**: a ``torch.clamp`` whose gradient includes the bounds.
 
 Why: auto_LiRPA (0.6.0 inside neuralsat, 0.7.0 inside α,β-CROWN) initialises every α slope
 at exactly 0 or 1 and reads it through ``torch.clamp(alpha, 0, 1)``.  Up to torch 2.13 the
@@ -6,14 +8,23 @@ gradient of clamp *at* a bound is 1; from 2.14 it is 0, so every α gradient is 
 CROWN-Optimized silently returns CROWN's bound.  :func:`inclusive_clamp` computes the same
 values with the 2.13 gradient (1 inside *and on* the bounds, 0 outside).
 
-This file is deliberately standalone (torch and the standard library only): it also runs as
-a launcher inside verifiers' own interpreters, which may not have graftonnx installed::
+2. **α,β-CROWN's BaBSR fallback** (Dec 2025 release): when BaBSR's best score lies in the
+   first split layer (``sparsest_layer=0``) or is below its threshold, and the intercept
+   fallback is used up, ``heuristics/babsr.py`` picks a random layer from
+   ``self.net.split_indices``, an attribute ``LiRPANet`` no longer has (its own FIXME in
+   ``heuristics/base.py``): ``AttributeError`` ends the run.  Measured here on ungrafted and
+   grafted MNIST MLPs alike.  :func:`shim_abcrown` gives ``LiRPANet`` that attribute as the
+   list of split nodes it stands for, so the random fallback runs as intended.
 
-    python clampfix.py SCRIPT [ARGS...]   # e.g. NeuralSAT's main.py or α,β-CROWN's abcrown.py
+This file is deliberately standalone (torch and the standard library only): it runs as a
+launcher inside verifiers' own interpreters, which may not have graftonnx installed::
 
-installs the fix process-wide when the running torch needs it, then runs SCRIPT as
-``__main__`` with ``sys.argv = [SCRIPT, ARGS...]``.  In graftonnx's own process the fix is
-applied only to auto_LiRPA's modules (see ``graftonnx._lirpa``), never to torch itself.
+    python verifier_shims.py SCRIPT [ARGS...]   # NeuralSAT's main.py or α,β-CROWN's abcrown.py
+
+installs fix 1 process-wide when the running torch needs it, fix 2 when SCRIPT is
+``abcrown.py``, then runs SCRIPT as ``__main__`` with ``sys.argv = [SCRIPT, ARGS...]``.  In
+graftonnx's own process fix 1 is applied only to auto_LiRPA's modules (``graftonnx._lirpa``),
+never to torch itself.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-__all__ = ["clamp_gradient_frozen", "inclusive_clamp", "install", "torch_view", "LAUNCHER"]
+__all__ = ["clamp_gradient_frozen", "inclusive_clamp", "install", "torch_view", "shim_abcrown", "LAUNCHER"]
 
 #: This file, to run as ``python LAUNCHER SCRIPT ARGS...``.
 LAUNCHER = Path(__file__).resolve()
@@ -94,13 +105,33 @@ def install() -> bool:
     return True
 
 
+def shim_abcrown() -> bool:
+    """Give α,β-CROWN's ``LiRPANet`` the ``split_indices`` its BaBSR fallback reads (fix 2); True if added.
+
+    Call with α,β-CROWN's ``complete_verifier`` folder on ``sys.path``.
+    """
+    try:
+        import beta_CROWN_solver  # α,β-CROWN's own module
+    except ImportError:  # not an α,β-CROWN checkout this shim knows: nothing to mend
+        return False
+    net = getattr(beta_CROWN_solver, "LiRPANet", None)
+    if net is None:
+        return False
+    if hasattr(net, "split_indices"):
+        return False
+    net.split_indices = property(lambda self: list(self.split_nodes))  # type: ignore[attr-defined]
+    return True
+
+
 def _launch(argv: list[str]) -> None:
     if not argv:
-        sys.exit("usage: python clampfix.py SCRIPT [ARGS...]")
+        sys.exit("usage: python verifier_shims.py SCRIPT [ARGS...]")
     script = str(Path(argv[0]).resolve())
-    install()
     sys.argv = [script, *argv[1:]]
     sys.path[0] = str(Path(script).parent)
+    install()
+    if Path(script).name == "abcrown.py":
+        shim_abcrown()
     runpy.run_path(script, run_name="__main__")
 
 

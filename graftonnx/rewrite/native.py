@@ -1,0 +1,176 @@
+"""The verifier-ready form of a grafted network: grafted units leave the Relu, no Mul on a feature map.
+
+Why: the mask form (``graft.py``) is what finetuning needs, but verifiers pay for it.  Its
+elementwise ``Mul``/``Add`` by a non-scalar constant on a conv feature map is bounded in
+patches mode by neither auto_LiRPA 0.6.0 (neuralsat) nor 0.7.0 (α,β-CROWN), so they fall
+back to matrix mode (3× slower on resnet_2b) or assert; and grafted units stay in the Relu
+(fed zero), where α,β-CROWN's BaBSR finds no usable score and hits an upstream bug.
+
+:func:`native_form` rewrites every graft it can into Conv, Gemm, Add, Concat and Relu only:
+
+1. ``simplify(drop_channels=True)``: fully grafted sites lose their Relu, linear runs fold,
+   and a site whose producing Conv/Gemm feeds only it is split by output unit;
+2. every other per-channel (or flat) site becomes the *selection form*::
+
+       z ─ Sel (1×1 Conv / Gemm, 0/1 weights) ─ Relu ─ Scatter (0/1) ─┐
+       z ─ Line (1×1 Conv, diag(a⊙m), bias b⊙m; flat: Mul + Add) ─────┴─ Add ─▶ y
+
+   so the Relu holds only the kept units and is fed by a Conv/Gemm;
+3. a remaining per-channel ``Mul``/``Add``/``Sub``/``Div`` by a constant on a 4-D tensor
+   (the line of a fully grafted residual site) becomes a 1×1 Conv.
+
+Neuron-granularity grafts on a conv feature map have per-position slopes that no Conv can
+express; they stay in mask form and are reported (verifiers bound them in matrix mode).
+Exact: selection and scatter weights are 0/1 (adding exact zeros), the line is ``a·z + b``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from ..model.runtime import tensor_shapes
+from .channels import _unit_vector, unit_scatter, unit_selection
+from .fold import (
+    Affine,
+    GraftPattern,
+    SimplifyReport,
+    _report,
+    const_of,
+    finish_model,
+    fold_linear,
+    graft_pattern,
+    simplify,
+)
+from .graft import graft_records
+
+__all__ = ["native_form", "select_kept", "channel_consts_to_conv", "spatial_mask_ops"]
+
+_CHANNEL_OPS = ("Mul", "Add", "Sub", "Div")
+
+
+def _diag_conv(a: np.ndarray, b: np.ndarray) -> Affine:
+    return Affine("Conv", np.diag(a.astype(np.float64))[:, :, None, None], b.astype(np.float64))
+
+
+def _select_site(graph: gs.Graph, pat: GraftPattern, ndim: int) -> str:
+    """Rewrite one mask-form site into the selection form; a description, or ``"!"`` + why not."""
+    keep, a, b = (_unit_vector(v) for v in (pat.keep, pat.a, pat.b))
+    if keep is None or a is None or b is None:
+        return "!a neuron-granularity graft on a feature map has per-position slopes: no Conv expresses it"
+    if ndim not in (2, 4):
+        return f"!its pre-activation has {ndim} axes (only flat and N×C×H×W sites have a Conv/Gemm form)"
+    kept = np.flatnonzero(keep == 1)
+    if not kept.size or kept.size == keep.size or not np.all((keep == 0) | (keep == 1)):
+        return "!nothing to select: no kept or no grafted unit"
+    op, site, z, n = ("Gemm" if ndim == 2 else "Conv"), pat.relu.name, pat.z, keep.size
+    v = {k: gs.Variable(f"{site}/native_{k}", dtype=np.float32) for k in ("sel", "relu", "back", "line")}
+    graph.nodes.append(unit_selection(kept, n, op).node(f"{site}/native_sel", z, v["sel"], "w"))
+    pat.relu.inputs, pat.relu.outputs = [v["sel"]], [v["relu"]]
+    graph.nodes.append(unit_scatter(kept, n, op).node(f"{site}/native_scatter", v["relu"], v["back"], "w"))
+    if op == "Conv":
+        graph.nodes.append(_diag_conv(a, b).node(f"{site}/native_line", z, v["line"], "w"))
+    else:  # flat: Mul/Add by a vector is fine in every verifier, and n×n weights would not be
+        v["line"] = pat.b_add.outputs[0]
+    pat.total.inputs = [v["back"], v["line"]]
+    pat.keep_mul.outputs.clear()
+    line = "a 1×1 Conv" if op == "Conv" else "Mul+Add"
+    return f"{site}: Relu on {kept.size} of {n} units via a 0/1 {op} selection, line as {line}"
+
+
+def select_kept(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
+    """Rewrite every partially grafted per-channel or flat site still in mask form into the selection form."""
+    graph = gs.import_onnx(model)
+    records = graft_records(model)
+    pats = [(r, graft_pattern(graph, r)) for r in records]
+    zs = [p.z.name for _, p in pats if not isinstance(p, str)]
+    shapes = tensor_shapes(model, zs) if zs else {}
+    split, done, skipped = [], set(), []
+    for rec, pat in pats:
+        if isinstance(pat, str):
+            skipped.append(pat)
+            continue
+        msg = _select_site(graph, pat, len(shapes[pat.z.name]) + 1)
+        if msg.startswith("!"):
+            skipped.append(f"{rec['site']}: {msg[1:]}")
+        else:
+            split.append(msg)
+            done.add(str(rec["site"]))
+    out = finish_model(graph, model, done)
+    return out, _report(model, out, split=tuple(split), skipped=tuple(skipped))
+
+
+def _channel_const(c: np.ndarray | None, channels: int) -> np.ndarray | None:
+    """A non-scalar constant that is one value per channel of an N×C×H×W tensor, as a (C,) vector."""
+    if c is None or c.size <= 1 or c.ndim > 4:
+        return None
+    c4 = c.reshape((1,) * (4 - c.ndim) + c.shape)
+    if c4.shape[0] != 1 or c4.shape[1] != channels or c4.shape[2:] != (1, 1):
+        return None
+    return c4.reshape(channels).astype(np.float64)
+
+
+def channel_consts_to_conv(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
+    """Each ``x ∘ c`` with ∘ in Mul/Add/Sub/Div and c per channel of a 4-D ``x`` becomes a 1×1 Conv.
+
+    Only after the first Conv (the input's normalisation stays as it is: no verifier needs
+    bounds there).  ``x / c`` becomes ``x · (1/c)``, exact up to one rounding.
+    """
+    graph = gs.import_onnx(model)
+    graph.toposort()
+    names = [t.name for n in graph.nodes for t in n.outputs]
+    shapes = tensor_shapes(model, [n for n in names if n]) if names else {}
+    folded, seen_conv = [], False
+    for node in list(graph.nodes):
+        seen_conv = seen_conv or node.op == "Conv"
+        if not seen_conv or node.op not in _CHANNEL_OPS or len(node.inputs) != 2:
+            continue
+        x = node.inputs[0]
+        shape = shapes.get(x.name) if const_of(x) is None else None
+        if shape is None or len(shape) != 3:
+            continue
+        c = _channel_const(const_of(node.inputs[1]), shape[0])
+        if c is None or (node.op == "Div" and np.any(c == 0)):
+            continue
+        a = c if node.op == "Mul" else 1.0 / c if node.op == "Div" else np.ones(c.size)
+        b = c if node.op == "Add" else -c if node.op == "Sub" else np.zeros(c.size)
+        y = node.outputs[0]
+        node.outputs.clear()
+        graph.nodes.append(_diag_conv(a, b).node(f"{node.name}/as_conv", x, y, "w"))
+        folded.append(f"{node.op} {node.name} → 1×1 Conv")
+    out = finish_model(graph, model, set())
+    return out, _report(model, out, folded=tuple(folded))
+
+
+def spatial_mask_ops(model: onnx.ModelProto) -> list[str]:
+    """Nodes after the first Conv that apply a non-scalar constant elementwise to a feature map.
+
+    These are what patches mode cannot bound; empty for a network :func:`native_form` fully converted.
+    """
+    names = [o for n in model.graph.node for o in n.output if o]
+    shapes = tensor_shapes(model, names) if names else {}
+    graph = gs.import_onnx(model)
+    graph.toposort()
+    found, seen_conv = [], False
+    for node in graph.nodes:
+        seen_conv = seen_conv or node.op == "Conv"
+        if seen_conv and node.op in _CHANNEL_OPS and len(shapes.get(node.outputs[0].name, ())) >= 2:
+            consts = [const_of(t) for t in node.inputs]
+            if any(c is not None and c.size > 1 for c in consts):
+                found.append(node.name)
+    return found
+
+
+def native_form(model: onnx.ModelProto, fold: bool = True) -> tuple[onnx.ModelProto, SimplifyReport]:
+    """The verifier-ready network (module doc): simplify + split, selection form, per-channel consts as Conv."""
+    out, rep = simplify(model, fold=fold, drop_channels=True)
+    steps = (select_kept, channel_consts_to_conv) + ((fold_linear,) if fold else ())
+    for step in steps:  # the last fold merges a converted Mul with the Add after it
+        out, more = step(out)
+        rep = rep.then(more)
+    done = {item.split(":")[0] for item in rep.split}
+    skipped = dict.fromkeys(s for s in rep.skipped if s.split(":")[0] not in done)
+    return out, replace(rep, skipped=tuple(skipped))
