@@ -4,7 +4,10 @@ Why this layout: it is exactly what VNN-COMP runners (and α,β-CROWN / NeuralSA
 consume: ``instances.csv`` lines ``onnx,vnnlib,timeout`` relative to the folder.  The
 same properties are also written in VNN-LIB 2.0 under ``2.0/`` for VNN-COMP 2026 tools.
 Models get the Dataset's normalisation folded in, so every box is in raw pixel space and
-clipped to the valid range.  Everything is built in a temporary sibling folder and
+clipped to the valid range.  A grafted model is written in its verifier-ready form
+(``rewrite.native``: grafted units out of the Relus, no Mul on a feature map, patches mode
+in α,β-CROWN) after a check that its outputs equal the mask form's; ``simplify=False``
+keeps the mask form.  Everything is built in a temporary sibling folder and
 renamed at the end: a failed export leaves nothing behind, and the same seed gives
 byte-identical files.
 """
@@ -25,8 +28,11 @@ import onnx
 
 from .._io import install_folder
 from ..data.dataset import Dataset
-from ..errors import BadInput
+from ..errors import BadInput, GraftFailure
 from ..model import OrtRunner, graph_inputs, load_model, prepend_normalisation
+from ..parity import compare, random_inputs
+from ..rewrite.graft import graft_records
+from ..rewrite.native import native_form
 from .spec import Property
 from .vnnlib import vnnlib_text
 from .vnnlib2 import vnnlib2_text
@@ -46,6 +52,7 @@ class ExportModel:
     output_name: str
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
+    form: str = ""  # what was done to the source's graph (README), "" for an unchanged copy
 
 
 @dataclass(frozen=True)
@@ -112,12 +119,39 @@ def _dims(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
                  for d in vi.type.tensor_type.shape.dim)
 
 
-def _prepare(paths: Sequence[Path], data: Dataset) -> list[tuple[onnx.ModelProto, ExportModel]]:
-    """Load every model, fold the data's normalisation in, check all fit the data the same way."""
+#: Largest output difference (× max(1, |output|)) the verifier-ready form may have from the mask form.
+NATIVE_RTOL = 1e-5
+
+
+def _verifier_ready(model: onnx.ModelProto, data: Dataset, where: Path) -> tuple[onnx.ModelProto, str]:
+    """The native form of a grafted ``model``, checked equal to it on data and random inputs; README note."""
+    native, rep = native_form(model)
+    lo, hi = data.input_range
+    x = np.concatenate([np.asarray(data.x[:64], np.float32), random_inputs(data.sample_shape, 64, lo, hi)])
+    ref = OrtRunner(model).logits(x)
+    diff = compare(lambda _: ref, lambda v: OrtRunner(native).logits(v), x).max_abs_diff
+    tol = NATIVE_RTOL * max(1.0, float(np.abs(ref).max()))
+    if not diff <= tol:
+        raise GraftFailure(f"the verifier-ready form of {where} differs from the grafted model by {diff:.3g} "
+                           f"(> {tol:.3g}): export with --no-simplify and report this model")
+    left = f"; {len(rep.skipped)} site(s) left in mask form" if rep.skipped else ""
+    return native, (f"verifier-ready form (graftonnx simplify): ReLU neurons {rep.relu_neurons_before} → "
+                    f"{rep.relu_neurons_after}, max output difference from the grafted mask form {diff:.2g} "
+                    f"on {len(x)} inputs{left}")
+
+
+def _prepare(paths: Sequence[Path], data: Dataset, simplify: bool = True) -> list[tuple[onnx.ModelProto, ExportModel]]:
+    """Load every model, fold the data's normalisation in, check all fit the data the same way.
+
+    With ``simplify``, grafted models become their verifier-ready form (see the module doc).
+    """
     out: list[tuple[onnx.ModelProto, ExportModel]] = []
     used: set[str] = set()
     for p in paths:
         model = prepend_normalisation(load_model(p), data.mean, data.std, data.channel_axis)
+        form = ""
+        if simplify and graft_records(model):
+            model, form = _verifier_ready(model, data, p)
         inp, outp = graph_inputs(model)[0], model.graph.output[0]
         xs, ys = _dims(inp), _dims(outp)
         if math.prod(xs) != math.prod(data.sample_shape) or (len(xs) == len(data.sample_shape) + 1
@@ -133,13 +167,13 @@ def _prepare(paths: Sequence[Path], data: Dataset) -> list[tuple[onnx.ModelProto
             k += 1
             stem = f"{Path(p).stem}_{k}"
         used.add(f"{stem}.onnx")
-        out.append((model, ExportModel(str(p), f"onnx/{stem}.onnx", inp.name, outp.name, xs, ys)))
+        out.append((model, ExportModel(str(p), f"onnx/{stem}.onnx", inp.name, outp.name, xs, ys, form)))
     return out
 
 
 def _model_bytes(model: onnx.ModelProto, spec: ExportModel, folded: bool) -> bytes:
-    """The source file's bytes when nothing was folded (an exact copy), else the folded graph."""
-    return model.SerializeToString() if folded else Path(spec.source).read_bytes()
+    """The source file's bytes when nothing was folded or rewritten (an exact copy), else the new graph."""
+    return model.SerializeToString() if folded or spec.form else Path(spec.source).read_bytes()
 
 
 def _attacked(model: onnx.ModelProto, x: np.ndarray, y: np.ndarray, eps: float, data: Dataset, seed: int
@@ -218,17 +252,18 @@ def _eps_tag(eps: float) -> str:
 
 def export_benchmark(models: Sequence[str | os.PathLike[str]], data: Dataset, eps: float, n: int, seed: int,
                      out: str | os.PathLike[str], timeout: float, skip: str = "misclassified", gz: bool = False,
-                     force: bool = False) -> BenchmarkInfo:
+                     force: bool = False, simplify: bool = True) -> BenchmarkInfo:
     """Write a VNN-COMP benchmark folder ``out`` with up to ``n`` L∞ properties of radius ``eps``.
 
     Images are taken in a ``seed``-shuffled order; ``skip`` drops images the first model
     misclassifies (``misclassified``), also those a quick PGD attack breaks (``attacked``),
-    or none.  Every model is paired with every property in ``instances.csv``.
+    or none.  Every model is paired with every property in ``instances.csv``.  Grafted
+    models are written in their verifier-ready form unless ``simplify=False``.
     """
     out = Path(out)
     _check_args(models, data, eps, n, timeout, skip)
     check_benchmark_output(out, force)
-    prepared = _prepare([Path(m) for m in models], data)
+    prepared = _prepare([Path(m) for m in models], data, simplify)
     chosen, n_wrong, n_attacked = _select(prepared[0][0], data, eps, n, seed, skip)
     if not chosen:
         raise BadInput(f"no image of {data.source} is left to export ({n_wrong} misclassified, {n_attacked} "
@@ -284,7 +319,8 @@ def _readme(info: BenchmarkInfo, data: Dataset) -> str:
              "| setting | value |", "|---|---|"]
     for m in info.models:
         lines.append(f"| model | `{m.path}` from `{Path(m.source).name}`: input `{m.input_name}` "
-                     f"{list(m.input_shape)}, output `{m.output_name}` {list(m.output_shape)} |")
+                     f"{list(m.input_shape)}, output `{m.output_name}` {list(m.output_shape)}"
+                     + (f"; {m.form}" if m.form else "") + " |")
     lines += [f"| dataset | `{info.dataset}` ({len(data)} images), pixel range {list(data.input_range)} |",
               f"| normalisation | {norm} |",
               f"| eps (L∞, raw pixel scale, box clipped to the range) | {info.eps:g} |",

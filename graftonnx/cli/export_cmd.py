@@ -25,12 +25,15 @@ __all__ = ["export_cmd"]
 @click.option("--skip", type=click.Choice(SKIP_MODES), default="misclassified", show_default=True,
               help="Skip images the first model misclassifies; 'attacked' also those a quick PGD attack breaks.")
 @click.option("--gz", is_flag=True, help="Also write .gz copies of every .onnx and .vnnlib file.")
+@click.option("--simplify/--no-simplify", default=True, show_default=True,
+              help="Write grafted models in their verifier-ready form (grafted units out of the Relus, patches "
+                   "mode in α,β-CROWN), checked equal to the mask form; --no-simplify keeps the mask form.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
               help="Benchmark folder to create.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 def export_cmd(models: tuple[str, ...], eps: float, instances: int, timeout: float, skip: str, gz: bool,
-               output: str, force: bool, as_json: bool, **kw: Any) -> None:
+               simplify: bool, output: str, force: bool, as_json: bool, **kw: Any) -> None:
     """Export MODEL... with L∞ robustness properties of --data images as a VNN-COMP benchmark folder.
 
     Images are picked in a --seed shuffled order; the data's --mean/--std are folded into the
@@ -42,16 +45,20 @@ def export_cmd(models: tuple[str, ...], eps: float, instances: int, timeout: flo
         raise BadInput("export needs labelled images: give --data (e.g. an ERAN .csv or a built-in like mnist5k)")
     data = load_from_options(inspect_model(load_model(models[0])), kw)
     info = export_benchmark(list(models), data, eps, instances, int(kw.get("seed") or 0), output, timeout,
-                            skip=skip, gz=gz, force=force)
+                            skip=skip, gz=gz, force=force, simplify=simplify)
     summary = {"output": str(info.out), "properties": info.n_properties, "instances": info.n_instances,
                "models": [m.path for m in info.models], "eps": info.eps, "seed": info.seed,
                "timeout": info.timeout, "skipped_misclassified": info.skipped_misclassified,
-               "skipped_attacked": info.skipped_attacked, "indices": list(info.indices)}
+               "skipped_attacked": info.skipped_attacked, "indices": list(info.indices),
+               "forms": {m.path: m.form for m in info.models if m.form}}
     if as_json:
         echo_json(summary)
         return
     click.echo(f"wrote {info.n_properties} properties × {len(info.models)} model(s) = {info.n_instances} instances "
                f"to {info.out} (eps {info.eps:g}, seed {info.seed}, timeout {info.timeout:g} s)")
+    for m in info.models:
+        if m.form:
+            click.echo(f"{m.path}: {m.form}")
     if info.skipped_misclassified or info.skipped_attacked:
         click.echo(f"skipped {info.skipped_misclassified} misclassified and {info.skipped_attacked} attacked images")
     if info.n_properties < instances:

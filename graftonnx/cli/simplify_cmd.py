@@ -1,4 +1,4 @@
-"""``graftonnx simplify``: shrink a grafted model for the verifier (exact rewrite passes)."""
+"""``graftonnx simplify``: the verifier-ready form of a grafted model (exact rewrite passes)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from .. import api
 from .._io import check_output_path
 from ..model import load_model
 from ..rewrite.fold import simplify
+from ..rewrite.native import native_form
 from ._base import echo_json, main
 
 __all__ = ["simplify_cmd"]
@@ -18,19 +19,26 @@ __all__ = ["simplify_cmd"]
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Where to write the smaller ONNX.")
 @click.option("--fold/--no-fold", default=True, show_default=True,
               help="Fold runs of linear layers (through fully grafted sites) into one Gemm/Conv.")
+@click.option("--native/--no-native", default=True, show_default=True,
+              help="Verifier-ready form: grafted units leave every Relu, per-channel lines become 1×1 Convs "
+                   "(patches mode in α,β-CROWN and auto_LiRPA). --no-native: only the passes named below.")
 @click.option("--drop-channels", is_flag=True,
-              help="Split partially grafted Conv/Gemm sites so the Relu covers only the kept units.")
+              help="With --no-native: split partially grafted Conv/Gemm sites so the Relu covers only the kept units.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def simplify_cmd(model: str, output: str, fold: bool, drop_channels: bool, force: bool, as_json: bool) -> None:
-    """Remove the Relus of fully grafted sites, fold linear runs and optionally drop grafted channels.
+def simplify_cmd(model: str, output: str, fold: bool, native: bool, drop_channels: bool, force: bool,
+                 as_json: bool) -> None:
+    """Write the verifier-ready form of MODEL (specs/rewrite.md): what `graftonnx export` writes.
 
-    The outputs are those of MODEL up to float rounding; the input and output names and
-    shapes stay, and graftonnx.grafts lists only the sites that are still in mask form.
+    Fully grafted sites lose their Relu, linear runs fold, and partially grafted sites keep
+    a Relu over their kept units only. Per-neuron grafts on a conv feature map stay in mask
+    form (no Conv expresses per-position slopes) and are listed. The outputs are those of
+    MODEL up to float rounding; input and output names and shapes stay, and graftonnx.grafts
+    lists only the sites still in mask form.
     """
     check_output_path(output, force)
     m = load_model(model)
-    out, rep = simplify(m, fold=fold, drop_channels=drop_channels)
+    out, rep = native_form(m, fold=fold) if native else simplify(m, fold=fold, drop_channels=drop_channels)
     api.save_model(out, output)
     if as_json:
         echo_json(rep.to_dict() | {"output": output})
