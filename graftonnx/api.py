@@ -118,7 +118,7 @@ def plan(model: ModelLike, data: DataLike = None, settings: GraftSettings | None
                       ratio=s.ratio, count=s.count, scope=s.scope, granularity=s.granularity, eps=scores.eps,
                       bound=scores.bound, significance=scores.significance, dataset=scores.dataset,
                       init="zero" if s.criterion == "prune" else s.init, seed=s.seed, tool_version=__version__,
-                      stages=s.stages, schedule=s.schedule)
+                      stages=s.stages, schedule=s.schedule, ratio_counts="neurons" if s.ratio is not None else "")
     return make_plan(scores, info, sel, granularity=s.granularity, init=s.init, layers=s.layers,
                      activations=acts, provenance=prov)
 

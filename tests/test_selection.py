@@ -108,3 +108,36 @@ def test_fit_lines_exact_for_stable_units_and_least_squares_otherwise():
     np.testing.assert_allclose(b[:2], [0.0, 0.0], atol=1e-9)
     coef = np.polyfit(z[:, 2, 0], np.maximum(z[:, 2, 0], 0), 1)
     np.testing.assert_allclose([a[2], b[2]], coef, atol=1e-9)
+
+
+def test_ratio_counts_neurons_when_units_differ_in_size():
+    rng = np.random.default_rng(3)
+    u = [rng.uniform(size=4), rng.uniform(size=40)]  # 4 big channels (100 neurons each), 40 small units
+    i = [rng.uniform(size=4), rng.uniform(size=40)]
+    w = [np.full(4, 100), np.ones(40)]
+    for crit in ("combined", "instability", "random"):
+        picked = select_units(u, i, Selection(crit, ratio=0.5, schedule="total"), w)
+        neurons = 100 * picked[0].size + picked[1].size
+        assert abs(neurons - 220) <= 50, (crit, neurons)  # within half a big channel of 50 % of 440
+    unweighted = select_units(u, i, Selection("instability", ratio=0.5))
+    assert sum(p.size for p in unweighted) == 22  # without weights a ratio counts units, as before
+    assert [p.tolist() for p in select_units(u, i, Selection("instability", count=5), w)] == \
+        [p.tolist() for p in select_units(u, i, Selection("instability", count=5))]  # count counts units
+
+
+@pytest.mark.slow
+def test_auto_granularity_grafts_channels_of_feature_maps_and_half_the_neurons():
+    from conftest import model_path
+
+    import graftonnx.api as g
+
+    net = model_path("resnet_2b")
+    info = g.inspect(net)
+    with pytest.warns(UserWarning):
+        plan = g.plan(net, None, g.GraftSettings(ratio=0.5, granularity="auto", eps=0.002))
+    assert {lp.granularity for lp in plan.layers if len(info.site(lp.site).shape) > 1} == {"channel"}
+    assert {lp.granularity for lp in plan.layers if len(info.site(lp.site).shape) == 1} <= {"neuron"}
+    total = sum(s.size for s in info.relus)
+    biggest = max(s.per_channel for s in info.relus)
+    assert abs(plan.grafted_neurons(info) - total / 2) <= biggest
+    assert plan.provenance.ratio_counts == "neurons"

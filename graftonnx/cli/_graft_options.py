@@ -12,7 +12,7 @@ from ..api import DEFAULT_EPS, GraftSettings
 from ..bounds import BOUND_METHODS
 from ..data.dataset import Dataset
 from ..model import ModelInfo, inspect_model, load_model
-from ..planning import GRANULARITIES, INITS, SCHEDULES, SELECTORS
+from ..planning import INITS, PLAN_GRANULARITIES, SCHEDULES, SELECTORS
 from ..scoring import SIGNIFICANCE
 from ._data_options import load_from_options
 
@@ -48,15 +48,19 @@ def select_options(fn: F) -> F:
     """--ratio/--count, --criterion, --scope, --granularity, --init, --layers, --stages."""
     return _stack(
         click.option("--ratio", type=float, default=None,
-                     help="Fraction of units to graft, in [0, 1] (default 0.5 unless --count is given)."),
-        click.option("--count", type=click.IntRange(0), default=None, help="Number of units to graft instead."),
+                     help="Fraction of the ReLU *neurons* to graft, in [0, 1], whatever --granularity grafts (a "
+                          "channel counts for all its positions); default 0.5 unless --count is given."),
+        click.option("--count", type=click.IntRange(0), default=None,
+                     help="Number of units (neurons, or channels with --granularity channel) to graft instead."),
         click.option("--criterion", type=click.Choice(SELECTORS.keys()), default="combined", show_default=True,
                      help="combined = λ·instability + (1−λ)·insignificance with λ 1→0; baselines: instability, "
                           "significance, random (seeded), prune (a = b = 0, fixed)."),
         click.option("--scope", type=click.Choice(["global", "per-layer"]), default="global", show_default=True,
                      help="Rank all layers together, or graft the same ratio in each layer."),
-        click.option("--granularity", type=click.Choice(GRANULARITIES), default="neuron", show_default=True,
-                     help="Graft single neurons, or whole channels of conv layers."),
+        click.option("--granularity", type=click.Choice(PLAN_GRANULARITIES), default="neuron", show_default=True,
+                     help="Graft single neurons, whole channels of conv layers, or auto: channels on conv feature "
+                          "maps (their graft has a Conv form that α,β-CROWN and auto_LiRPA bound in fast patches "
+                          "mode), neurons on flat layers."),
         click.option("--init", type=click.Choice([k for k in INITS if k != "zero"]), default="const",
                      show_default=True, help="Initial line: const (a = 0.4, b = 0, the paper's) or fit "
                                              "(least squares through ReLU on the data)."),

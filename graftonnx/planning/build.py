@@ -10,7 +10,7 @@ from ..errors import BadInput
 from ..model.info import ModelInfo
 from ..scoring.table import ScoreTable
 from .init import INITS
-from .plan import GRANULARITIES, GraftPlan, LayerPlan, Provenance
+from .plan import PLAN_GRANULARITIES, GraftPlan, LayerPlan, Provenance, site_granularity
 from .select import Selection, select_units
 
 __all__ = ["resolve_layers", "make_plan"]
@@ -40,33 +40,36 @@ def make_plan(table: ScoreTable, info: ModelInfo, sel: Selection, *, granularity
     """Choose units by ``sel`` over the ``layers`` (default all) and give them initial lines.
 
     ``activations`` (site → (N, size) pre-activations on the data) is needed for ``init="fit"``.
-    The ``prune`` criterion always uses a = b = 0 and marks the lines fixed.
+    The ``prune`` criterion always uses a = b = 0 and marks the lines fixed.  ``granularity``
+    ``auto`` grafts channels of conv feature maps and neurons of flat sites; a ``ratio`` is a
+    fraction of neurons whatever the units are.
     """
-    if granularity not in GRANULARITIES:
-        raise BadInput(f"--granularity {granularity!r} must be one of {', '.join(GRANULARITIES)}")
+    if granularity not in PLAN_GRANULARITIES:
+        raise BadInput(f"--granularity {granularity!r} must be one of {', '.join(PLAN_GRANULARITIES)}")
     if sel.criterion == "prune":
         init = "zero"
     init_fn = INITS.get(init)
     if init == "fit" and activations is None:
         raise BadInput("--init fit needs data to observe pre-activations: pass --data")
     names = resolve_layers(info, layers)
-    scores = [table.site(n) for n in names]
-    if granularity == "channel":
-        pairs = [s.per_channel() for s in scores]
-    else:
-        pairs = [(s.instability, s.significance) for s in scores]
-    chosen = select_units([p[0] for p in pairs], [p[1] for p in pairs], sel)
+    grans = [site_granularity(granularity, info.site(n).shape) for n in names]
+    pairs, weights = [], []
+    for name, gran in zip(names, grans, strict=True):
+        s, site = table.site(name), info.site(name)
+        pairs.append(s.per_channel() if gran == "channel" else (s.instability, s.significance))
+        weights.append(np.full(pairs[-1][0].size, site.per_channel if gran == "channel" else 1))
+    chosen = select_units([p[0] for p in pairs], [p[1] for p in pairs], sel, weights)
     out = []
-    for name, idx in zip(names, chosen, strict=True):
+    for name, gran, idx in zip(names, grans, chosen, strict=True):
         if idx.size == 0:
             continue
         site = info.site(name)
-        units = site.channels if granularity == "channel" else site.size
+        units = site.channels if gran == "channel" else site.size
         z = None
         if activations is not None:
             zs = activations[name].reshape(-1, units, site.size // units)
             z = zs[:, idx, :]
         a, b = init_fn(z, idx.size)
-        out.append(LayerPlan(name, granularity, tuple(int(i) for i in idx), tuple(float(v) for v in a),
+        out.append(LayerPlan(name, gran, tuple(int(i) for i in idx), tuple(float(v) for v in a),
                              tuple(float(v) for v in b), fixed=sel.criterion == "prune"))
     return GraftPlan(tuple(out), provenance or Provenance())

@@ -20,11 +20,22 @@ from .._io import atomic_write_text
 from ..errors import BadInput
 from ..model.info import ModelInfo
 
-__all__ = ["LayerPlan", "Provenance", "GraftPlan", "PLAN_FORMAT", "GRANULARITIES"]
+__all__ = ["LayerPlan", "Provenance", "GraftPlan", "PLAN_FORMAT", "GRANULARITIES", "PLAN_GRANULARITIES",
+           "site_granularity"]
 
 PLAN_FORMAT = "graftonnx-plan"
 PLAN_VERSION = 1
 GRANULARITIES = ("neuron", "channel")
+#: What a plan request may ask for: ``auto`` = channels on conv feature maps (they have a
+#: verifier-ready Conv form, rewrite/native.py), neurons on flat sites.
+PLAN_GRANULARITIES = (*GRANULARITIES, "auto")
+
+
+def site_granularity(requested: str, shape: tuple[int, ...]) -> str:
+    """The unit of one site under a requested granularity (``auto``: channel on feature maps, else neuron)."""
+    if requested == "auto":
+        return "channel" if len(shape) > 1 else "neuron"
+    return requested
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class Provenance:
     tool_version: str = ""
     stages: int | None = None
     schedule: str = ""
+    #: what ``ratio`` is a fraction of: "neurons" (every granularity; channels weigh their positions)
+    ratio_counts: str = ""
 
 
 @dataclass(frozen=True)

@@ -135,20 +135,47 @@ def _random(s_u: np.ndarray, s_i: np.ndarray, k: int, sel: Selection) -> np.ndar
     return np.sort(rng.choice(s_u.size, size=k, replace=False))
 
 
+def _weighted_count(fn: Selector, s_u: np.ndarray, s_i: np.ndarray, w: np.ndarray, sel: Selection) -> int:
+    """How many units to pick so that the picked *weight* (neurons) is closest to ``ratio`` of all of it.
+
+    Why: a channel of an early conv layer holds many more neurons than one of a later layer,
+    so 50 % of all channels grafted 82 % of a CIFAR ResNet's neurons.  Binary search on the
+    pick count (the picked weight grows with it; exactly so for nested plans).
+    """
+    target = float(sel.ratio) * float(w.sum())
+    lo, hi = 0, s_u.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if w[fn(s_u, s_i, mid, sel)].sum() >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo > 0 and abs(w[fn(s_u, s_i, lo - 1, sel)].sum() - target) <= abs(w[fn(s_u, s_i, lo, sel)].sum() - target):
+        return lo - 1
+    return lo
+
+
 def select_units(instability: Sequence[np.ndarray], significance: Sequence[np.ndarray],
-                 sel: Selection) -> list[np.ndarray]:
+                 sel: Selection, weights: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
     """Chosen unit indices per site, given raw per-unit scores per site.
 
     ``global`` ranks all sites' units together and picks K of them in total; ``per-layer``
-    ranks and picks within each site separately.
+    ranks and picks within each site separately.  ``weights`` (neurons per unit, per site)
+    make a ``ratio`` count neurons rather than units when units differ in size (channels of
+    different layers, or channels beside neurons); ``count`` always counts units.
     """
     fn = SELECTORS.get(sel.criterion)
-    if sel.scope == "per-layer":
+    if sel.scope == "per-layer":  # within one site every unit weighs the same
         return [np.sort(fn(rank_normalise(u), rank_normalise(i), count_for(u.size, sel), sel))
                 for u, i in zip(instability, significance, strict=True)]
     sizes = [u.size for u in instability]
     all_u = rank_normalise(np.concatenate([np.ravel(u) for u in instability]))
     all_i = rank_normalise(np.concatenate([np.ravel(i) for i in significance]))
-    picked = np.sort(fn(all_u, all_i, count_for(all_u.size, sel), sel))
+    k = count_for(all_u.size, sel)
+    if weights is not None and sel.ratio is not None:
+        w = np.concatenate([np.ravel(x) for x in weights]).astype(np.float64)
+        if w.size and np.any(w != w[0]):
+            k = _weighted_count(fn, all_u, all_i, w, sel)
+    picked = np.sort(fn(all_u, all_i, k, sel))
     bounds = np.cumsum([0, *sizes])
     return [picked[(picked >= lo) & (picked < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
