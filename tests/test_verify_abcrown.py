@@ -134,3 +134,28 @@ def test_command_line(tmp_path: Path) -> None:
     assert cmd[0] == sys.executable and cmd[1:3] == [str(LAUNCHER), "abcrown.py"]
     assert cmd[cmd.index("--timeout") + 1] == "30" and cmd[cmd.index("--onnx_path") + 1].endswith("n.onnx")
     assert not b.parallel_ok
+
+
+def test_branching_and_per_instance_conv_mode(tmp_path: Path) -> None:
+
+    from graftonnx.model import inspect_model, load_model
+    from graftonnx.planning import GraftPlan, LayerPlan
+    from graftonnx.rewrite import apply_plan
+    from graftonnx.rewrite.native import native_form
+
+    d = AbcrownConfig(device="cpu", branching="babsr").as_dict()
+    assert d["bab"]["branching"] == {"method": "babsr"}
+    with pytest.raises(BadInput, match="branching"):
+        AbcrownConfig(branching="smart")
+    m = load_model(model_path("resnet_2b"))
+    info = inspect_model(m)
+    first = info.relus[0]
+    mask = apply_plan(m, GraftPlan((LayerPlan(first.name, "neuron", (0, 7), (0.5, 0.5), (0.0, 0.0)),)), info)
+    chan = apply_plan(m, GraftPlan((LayerPlan(first.name, "channel", (1,), (0.5,), (0.0,)),)), info)
+    b = AbcrownBackend(root=tmp_path, device="cpu")
+    for name, model, mode in (("mask", mask, "matrix"), ("native", native_form(chan)[0], "patches"),
+                              ("base", m, "patches")):
+        p = tmp_path / f"{name}.onnx"
+        p.write_bytes(model.SerializeToString())
+        assert b.conv_mode_for(p) == mode, name
+    assert AbcrownBackend(root=tmp_path, conv_mode="matrix").conv_mode_for(tmp_path / "base.onnx") == "matrix"

@@ -32,7 +32,10 @@ __all__ = ["verify_cmd"]
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
               help="Device for neuralsat/abcrown. Default: cuda for abcrown, cpu for neuralsat.")
 @click.option("--conv-mode", type=click.Choice(["patches", "matrix"]), default="patches", show_default=True,
-              help="α,β-CROWN convolution mode.")
+              help="α,β-CROWN convolution mode; instances whose model has an elementwise non-scalar constant on "
+                   "a feature map (a per-neuron conv graft) run in matrix mode, which is all auto_LiRPA bounds.")
+@click.option("--branching", type=click.Choice(["kfsb", "babsr", "fsb"]), default=None,
+              help="α,β-CROWN's ReLU branching heuristic. Default: α,β-CROWN's own (kfsb).")
 @click.option("--sparse-interm/--no-sparse-interm", default=False, show_default=True,
               help="α,β-CROWN sparse intermediate bounds (off suits grafted nets).")
 @click.option("--mip/--no-mip", default=False, show_default=True,
@@ -41,7 +44,7 @@ __all__ = ["verify_cmd"]
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def verify_cmd(bench_dir: str, backend: str, timeout: float | None, workers: int, results: str, method: str,
                abcrown_path: str | None, abcrown_python: str | None, device: str | None, conv_mode: str,
-               sparse_interm: bool, mip: bool,
+               branching: str | None, sparse_interm: bool, mip: bool,
                as_json: bool, progress: bool) -> None:
     """Verify every instance of BENCH_DIR (instances.csv: onnx,vnnlib,timeout) and journal the verdicts.
 
@@ -49,7 +52,7 @@ def verify_cmd(bench_dir: str, backend: str, timeout: float | None, workers: int
     """
     dev = device or ("cuda" if backend == "abcrown" else "cpu")
     opts = BackendOptions(method=method, device=dev, abcrown_path=abcrown_path, abcrown_python=abcrown_python,
-                          conv_mode=conv_mode,
+                          conv_mode=conv_mode, branching=branching,
                           sparse_interm=sparse_interm, mip=mip)
     summary = verify_benchmark(bench_dir, backend, opts, results, timeout, workers, progress)
     counts = summary.counts()

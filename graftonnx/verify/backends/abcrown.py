@@ -28,10 +28,12 @@ from ..result import Counterexample, Result, sat_with_counterexample
 from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
 
 __all__ = ["AbcrownBackend", "AbcrownConfig", "abcrown_root", "abcrown_python", "parse_abcrown", "ENV_VAR",
-           "PY_ENV_VAR"]
+           "PY_ENV_VAR", "BRANCHING"]
 
 ENV_VAR = "ABCROWN_PATH"
 PY_ENV_VAR = "ABCROWN_PY"
+#: α,β-CROWN's ReLU branching heuristics (bab.branching.method).
+BRANCHING = ("kfsb", "babsr", "fsb")
 #: Run in the chosen interpreter: its torch version and whether clamp's bound gradient is 0 there.
 _PROBE = ("import torch; x = torch.tensor([0.0, 1.0], requires_grad=True); torch.clamp(x, 0.0, 1.0).sum().backward(); "
           "print(torch.__version__, bool((x.grad == 0).all()))")
@@ -86,6 +88,14 @@ def _warn_frozen(python: str) -> None:
                       "interpreter (--abcrown-python, torch ≤ 2.13) needs no patch", stacklevel=2)
 
 
+@functools.lru_cache(maxsize=16)
+def _has_spatial_masks(path: str, mtime: float) -> bool:
+    from ...model.loader import load_model
+    from ...rewrite.native import spatial_mask_ops
+
+    return bool(spatial_mask_ops(load_model(path)))
+
+
 @dataclass(frozen=True)
 class AbcrownConfig:
     """The α,β-CROWN settings graftonnx controls; everything else stays at α,β-CROWN's defaults."""
@@ -96,12 +106,17 @@ class AbcrownConfig:
     timeout: float = 60.0
     cex_path: str = "cex.txt"
     input_shape: tuple[int, ...] | None = None
+    branching: str | None = None  # bab.branching.method (kfsb | babsr | fsb); None: α,β-CROWN's default
+
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
             raise BadInput(f"α,β-CROWN device {self.device!r} is not cpu or cuda: fix --device")
         if self.conv_mode not in ("patches", "matrix"):
             raise BadInput(f"α,β-CROWN conv mode {self.conv_mode!r} is not patches or matrix: fix --conv-mode")
+        if self.branching not in (None, *BRANCHING):
+            raise BadInput(f"α,β-CROWN branching {self.branching!r} is not one of {', '.join(BRANCHING)}: "
+                           "fix --branching")
 
     def as_dict(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {
@@ -110,6 +125,8 @@ class AbcrownConfig:
             "attack": {"cex_path": self.cex_path},
             "bab": {"timeout": float(self.timeout)},
         }
+        if self.branching:
+            cfg["bab"]["branching"] = {"method": self.branching}
         if self.input_shape:
             cfg["model"] = {"input_shape": list(self.input_shape)}
         return cfg
@@ -146,6 +163,7 @@ class AbcrownBackend:
     conv_mode: str = "patches"
     sparse_interm: bool = False
     grace_s: float = 30.0
+    branching: str | None = None
     name: str = "abcrown"
 
     @property
@@ -154,15 +172,26 @@ class AbcrownBackend:
 
     @classmethod
     def from_options(cls, opts: BackendOptions) -> AbcrownBackend:
-        AbcrownConfig(device=opts.device, conv_mode=opts.conv_mode)  # validate early
+        AbcrownConfig(device=opts.device, conv_mode=opts.conv_mode, branching=opts.branching)  # validate early
         python = abcrown_python(opts.abcrown_python)
         _warn_frozen(python)
         return cls(abcrown_root(opts.abcrown_path), python, opts.device, opts.conv_mode, opts.sparse_interm,
-                   opts.grace_s)
+                   opts.grace_s, opts.branching)
 
-    def config(self, timeout: float, workdir: Path) -> AbcrownConfig:
-        return AbcrownConfig(self.device, self.conv_mode, self.sparse_interm, timeout,
-                             str((workdir / "abcrown_cex.txt").resolve()))
+    def config(self, timeout: float, workdir: Path, conv_mode: str | None = None) -> AbcrownConfig:
+        return AbcrownConfig(self.device, conv_mode or self.conv_mode, self.sparse_interm, timeout,
+                             str((workdir / "abcrown_cex.txt").resolve()), branching=self.branching)
+
+    def conv_mode_for(self, onnx_path: Path) -> str:
+        """``matrix`` for a model whose feature maps meet an elementwise non-scalar constant, else the setting.
+
+        Why: α,β-CROWN's auto_LiRPA asserts on such a Mul in patches mode; graftonnx's own
+        per-neuron conv grafts are the case (``graftonnx simplify`` converts every other form).
+        """
+        if self.conv_mode == "matrix":
+            return "matrix"
+        p = Path(onnx_path)
+        return "matrix" if _has_spatial_masks(str(p.resolve()), p.stat().st_mtime) else self.conv_mode
 
     def command(self, config: Path, onnx_path: Path, vnnlib_path: Path, results: Path, timeout: float) -> list[str]:
         return [self.python, str(LAUNCHER), "abcrown.py", "--config", str(config.resolve()), "--onnx_path",
@@ -172,7 +201,8 @@ class AbcrownBackend:
     def verify(self, onnx_path: Path, vnnlib_path: Path, timeout: float, workdir: Path) -> Result:
         workdir.mkdir(parents=True, exist_ok=True)
         cfg_path, results, log = workdir / "abcrown.yaml", workdir / "abcrown_results.txt", workdir / "abcrown.log"
-        cfg_path.write_text(self.config(timeout, workdir).yaml())
+        mode = self.conv_mode_for(onnx_path)
+        cfg_path.write_text(self.config(timeout, workdir, mode).yaml())
         results.unlink(missing_ok=True)
         t0 = time.monotonic()
         out = run_process(self.command(cfg_path, onnx_path, vnnlib_path, results, timeout), self.root, log,

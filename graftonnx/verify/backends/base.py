@@ -32,7 +32,8 @@ class BackendOptions:
     device: str = "cpu"  # neuralsat / abcrown: cpu | cuda
     abcrown_path: str | None = None  # folder holding abcrown.py; None → $ABCROWN_PATH
     abcrown_python: str | None = None  # interpreter for abcrown.py; None → $ABCROWN_PY, else this one
-    conv_mode: str = "patches"  # abcrown: patches | matrix
+    conv_mode: str = "patches"  # abcrown: patches | matrix (matrix per instance where a model needs it)
+    branching: str | None = None  # abcrown: kfsb | babsr | fsb; None → α,β-CROWN's default
     sparse_interm: bool = False  # abcrown: off by default (grafted nets have few unstable ReLUs)
     grace_s: float = 30.0  # extra wall time over the verifier's own timeout (start-up, model loading)
     mip: bool = False  # neuralsat: MIP verification/tightening (pip's gurobipy licence caps MIPs at 2000 variables)
