@@ -159,3 +159,31 @@ def test_branching_and_per_instance_conv_mode(tmp_path: Path) -> None:
         p.write_bytes(model.SerializeToString())
         assert b.conv_mode_for(p) == mode, name
     assert AbcrownBackend(root=tmp_path, conv_mode="matrix").conv_mode_for(tmp_path / "base.onnx") == "matrix"
+
+
+BAB = DATA / "bab"
+BAB_LOGS = sorted(BAB.glob("*.log"))
+
+
+@pytest.mark.parametrize("log", BAB_LOGS, ids=[p.stem for p in BAB_LOGS])
+def test_recorded_bab_runs_parse(log: Path) -> None:
+    """Real α,β-CROWN runs (benchmarks/bench_speed.py bab): patches mode, the named heuristic, a verdict."""
+    text = log.read_text()
+    branching = log.stem.rsplit("_", 1)[1]
+    assert f"method: {branching}" in text and "conv_mode: patches" in text
+    assert "Traceback" not in text and "Error" not in text
+    verdict, _, _ = parse_abcrown(log.with_suffix(".results.txt").read_text())
+    assert verdict in ("unsat", "sat", "timeout")
+
+
+def test_every_heuristic_branched_on_a_grafted_mlp_and_conv_net() -> None:
+    rounds: dict[tuple[str, str], int] = {}
+    for log in BAB_LOGS:
+        tag, rest = log.stem.split("_", 1)
+        if "graft" not in rest:
+            continue
+        key = ("conv" if "cnn" in tag else "mlp", log.stem.rsplit("_", 1)[1])
+        rounds[key] = max(rounds.get(key, 0), log.read_text().count("BaB round"))
+    for kind in ("mlp", "conv"):
+        for b in ("babsr", "kfsb", "fsb"):
+            assert rounds.get((kind, b), 0) >= 1, (kind, b, rounds)

@@ -48,6 +48,7 @@ class Variant:
     ratio: float
     init: str
     schedule: str = "total"
+    granularity: str = "neuron"
 
     @property
     def name(self) -> str:
@@ -55,7 +56,8 @@ class Variant:
             return "baseline"
         init = "" if self.init == "const" or self.criterion == "prune" else f"-{self.init}"
         staged = self.criterion in ("combined", "prune") and self.schedule != "total"
-        return f"{self.criterion}{round(100 * self.ratio)}{init}" + (f"-{self.schedule}" if staged else "")
+        gran = "" if self.granularity == "neuron" else f"-{self.granularity}"
+        return f"{self.criterion}{round(100 * self.ratio)}{init}" + (f"-{self.schedule}" if staged else "") + gran
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def variants_of(job: NetJob) -> list[Variant]:
     """Baseline, every criterion × ratio (with the job's init), then the job's extra rows."""
     out = [Variant("baseline", 0.0, job.init, job.schedule)]
     out += [Variant(c, r, job.init, job.schedule) for c in job.criteria for r in job.ratios]
-    out += [Variant(*x) if len(x) == 4 else Variant(*x, job.schedule) for x in job.extra]  # type: ignore[misc]
+    out += [Variant(*x) if len(x) >= 4 else Variant(*x, job.schedule) for x in job.extra]  # type: ignore[misc]
     return list(dict.fromkeys(out))
 
 
@@ -120,7 +122,8 @@ def _make_variant(v: Variant, job: NetJob, mode: Mode, base: onnx.ModelProto, sp
     model, neurons = base, 0
     if v.criterion != "baseline":
         settings = api.GraftSettings(eps=job.eps, bound=mode.budget.score_bound, criterion=v.criterion,
-                                     ratio=v.ratio, init=v.init, seed=mode.seed, schedule=v.schedule)
+                                     ratio=v.ratio, init=v.init, seed=mode.seed, schedule=v.schedule,
+                                     granularity=v.granularity)
         plan = api.plan(base, splits.score, settings, scores=scores)  # type: ignore[arg-type]
         grafted = api.graft(base, plan=plan)
         model, neurons = grafted.model, _grafted_count(grafted)

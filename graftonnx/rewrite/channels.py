@@ -13,6 +13,7 @@ float rounding of the folded line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -22,7 +23,7 @@ import onnx_graphsurgeon as gs
 from .fold import Affine, GraftPattern, SimplifyReport, _report, const_of, finish_model, graft_pattern, seed_map
 from .graft import graft_records
 
-__all__ = ["drop_grafted_channels", "unit_selection", "unit_scatter"]
+__all__ = ["drop_grafted_channels", "per_site_pass", "unit_selection", "unit_scatter"]
 
 
 def unit_selection(idx: np.ndarray, n: int, op: str) -> Affine:
@@ -166,21 +167,20 @@ def _split_site(graph: gs.Graph, pat: GraftPattern, outs: set[str], k: int) -> s
     return f"{site}: Relu on {kept.size} kept units, {grafted.size} grafted units linear ({how})"
 
 
-def drop_grafted_channels(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
-    """Split every partially grafted per-channel (or flat) site fed by a Conv or Gemm; see the module doc.
+def per_site_pass(model: onnx.ModelProto, rewrite: Callable[[gs.Graph, GraftPattern, int], str]
+                  ) -> tuple[onnx.ModelProto, SimplifyReport]:
+    """Run ``rewrite(graph, pattern, k)`` on every mask-form site; it returns a description or ``"!"`` + why not.
 
-    Split sites leave ``graftonnx.grafts`` (their lines now live in the grafted slice's
-    weights); every other site is untouched.
+    Rewritten sites leave ``graftonnx.grafts``; the others are reported as skipped.
     """
     graph = gs.import_onnx(model)
-    outs = {t.name for t in graph.outputs}
     split, done, skipped = [], set(), []
     for k, rec in enumerate(graft_records(model)):
         pat = graft_pattern(graph, rec)
         if isinstance(pat, str):
             skipped.append(pat)
             continue
-        msg = _split_site(graph, pat, outs, k)
+        msg = rewrite(graph, pat, k)
         if msg.startswith("!"):
             skipped.append(f"{rec['site']}: {msg[1:]}")
         else:
@@ -188,3 +188,13 @@ def drop_grafted_channels(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Simp
             done.add(str(rec["site"]))
     out = finish_model(graph, model, done)
     return out, _report(model, out, split=tuple(split), skipped=tuple(skipped))
+
+
+def drop_grafted_channels(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
+    """Split every partially grafted per-channel (or flat) site fed by a Conv or Gemm; see the module doc.
+
+    Split sites leave ``graftonnx.grafts`` (their lines now live in the grafted slice's
+    weights); every other site is untouched.
+    """
+    outs = {t.name for t in model.graph.output}
+    return per_site_pass(model, lambda graph, pat, k: _split_site(graph, pat, outs, k))

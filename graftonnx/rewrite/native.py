@@ -33,7 +33,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ..model.runtime import tensor_shapes
-from .channels import _unit_vector, unit_scatter, unit_selection
+from .channels import _unit_vector, per_site_pass, unit_scatter, unit_selection
 from .fold import (
     Affine,
     GraftPattern,
@@ -42,10 +42,8 @@ from .fold import (
     const_of,
     finish_model,
     fold_linear,
-    graft_pattern,
     simplify,
 )
-from .graft import graft_records
 
 __all__ = ["native_form", "select_kept", "channel_consts_to_conv", "spatial_mask_ops"]
 
@@ -83,24 +81,9 @@ def _select_site(graph: gs.Graph, pat: GraftPattern, ndim: int) -> str:
 
 def select_kept(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
     """Rewrite every partially grafted per-channel or flat site still in mask form into the selection form."""
-    graph = gs.import_onnx(model)
-    records = graft_records(model)
-    pats = [(r, graft_pattern(graph, r)) for r in records]
-    zs = [p.z.name for _, p in pats if not isinstance(p, str)]
+    zs = [n.input[0] for n in model.graph.node if n.name.endswith("/graft_keep_mul")]
     shapes = tensor_shapes(model, zs) if zs else {}
-    split, done, skipped = [], set(), []
-    for rec, pat in pats:
-        if isinstance(pat, str):
-            skipped.append(pat)
-            continue
-        msg = _select_site(graph, pat, len(shapes[pat.z.name]) + 1)
-        if msg.startswith("!"):
-            skipped.append(f"{rec['site']}: {msg[1:]}")
-        else:
-            split.append(msg)
-            done.add(str(rec["site"]))
-    out = finish_model(graph, model, done)
-    return out, _report(model, out, split=tuple(split), skipped=tuple(skipped))
+    return per_site_pass(model, lambda graph, pat, _: _select_site(graph, pat, len(shapes[pat.z.name]) + 1))
 
 
 def _channel_const(c: np.ndarray | None, channels: int) -> np.ndarray | None:
