@@ -185,13 +185,15 @@ def _summarise(bench: Path, journal: Path, eligible: dict[str, list[bool]], imag
     return per
 
 
-def run_verify(instances: int, timeout: float, backends: list[str], workers: int) -> None:
+def run_verify(instances: int, timeout: float, backends: list[str], workers: int, models: list[str]) -> None:
     torch.set_num_threads(1)
     folder = OUT / CNN_JOB.key
     splits = splits_for(CNN_JOB, FULL)
     records = _build_models(CNN_JOB, FULL, splits, folder)
-    names = [v.name for v in variants_of(CNN_JOB)]
-    bench = folder / f"bench-speed-{instances}"
+    every = [v.name for v in variants_of(CNN_JOB)]
+    names = [x for x in every if x in models] if models else every
+    tag = "" if names == every else "-" + "+".join(names)
+    bench = folder / f"bench-speed-{instances}{tag}"
     if not bench.is_dir():
         export_benchmark([folder / "models" / f"{x}.onnx" for x in names], splits.verify, CNN_JOB.eps, instances,
                          FULL.seed, bench, timeout, skip="none")
@@ -201,17 +203,17 @@ def run_verify(instances: int, timeout: float, backends: list[str], workers: int
     out = json.loads(RESULTS.read_text()).get("verify", {}) if RESULTS.is_file() else {}
     out |= {"job": CNN_JOB.key, "eps": CNN_JOB.eps, "timeout": timeout, "instances": len(images),
             "models": {x: {k: records[x].get(k) for k in ("sa", "ra", "grafted_neurons", "n_heldout")}
-                       for x in names},
-            "eligible": {x: sum(f) for x, f in eligible.items()}}
+                       for x in every},
+            "eligible": out.get("eligible", {}) | {x: sum(f) for x, f in eligible.items()}}
     for key in backends:
         backend, method = BACKENDS[key]
-        journal = folder / f"speed-{key}.jsonl"
+        journal = folder / f"speed-{key}{tag}.jsonl"
         _log(f"{key}: {len(images)} instances × {len(names)} models, timeout {timeout:g} s")
         t0 = time.perf_counter()
         verify_benchmark(bench, backend, BackendOptions(method=method, device="cpu", grace_s=15.0), journal,
                          timeout=timeout, workers=workers if backend != "abcrown" else 1, progress=False)
         out.setdefault("backends", {})[key] = _summarise(bench, journal, eligible, images, timeout) | {
-            "wall_s": round(time.perf_counter() - t0, 1)}
+            "wall_s": round(time.perf_counter() - t0, 1), "timeout": timeout}
         _save("verify", out)
 
 
@@ -286,6 +288,7 @@ def write_doc() -> None:
         lines += ["", "| backend | model | VA % | eligible | timeouts | mean s (solved) | median s (solved) | "
                   "paired mean s base → graft | speed-up |", "|---|---|---|---|---|---|---|---|---|"]
         for key, per in v.get("backends", {}).items():
+            key = f"{key} ({per.get('timeout', v['timeout']):g} s)"
             for model, r in per.items():
                 if not isinstance(r, dict):
                     continue
@@ -315,6 +318,7 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=30)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--models", default="", help="verify: comma-separated model names (default: all)")
     ap.add_argument("--backends", default="lirpa-crown,lirpa-alpha,abcrown,neuralsat")
     ap.add_argument("--bench", type=Path, help="bab: the benchmark folder to run")
     ap.add_argument("--tag", default="net", help="bab: a name for the recorded logs")
@@ -323,7 +327,8 @@ def main() -> None:
     if a.part == "bounds":
         run_bounds(a.n)
     elif a.part == "verify":
-        run_verify(a.instances, a.timeout, [b for b in a.backends.split(",") if b], a.workers)
+        run_verify(a.instances, a.timeout, [b for b in a.backends.split(",") if b], a.workers,
+                   [m for m in a.models.split(",") if m])
     elif a.part == "bab":
         run_bab(a.bench, a.tag, a.timeout)
     write_doc()

@@ -206,9 +206,14 @@ def _final_node(pre_nodes: list[Any]) -> str | None:
     """The last ReLU's input, if every other ReLU input feeds it: bounding stops there.
 
     Why: the logits' own bounds are not needed, and a final backward pass over them costs
-    as much as another layer.  For graphs with side branches it falls back to the output.
+    as much as another layer.  For graphs with side branches it falls back to the output,
+    and so it does when that input is a feature map (a net whose last Relu layer is a conv
+    one, e.g. after its fully grafted dense Relus were removed): auto_LiRPA 0.6.0's
+    ``compare_with_IBP`` multiplies the spec matrix with the unflattened interval there.
     """
     last, seen, todo = pre_nodes[-1], set(), [pre_nodes[-1]]
+    if len(getattr(last, "output_shape", ())) > 2:
+        return None
     while todo:
         node = todo.pop()
         if node.name not in seen:

@@ -51,3 +51,20 @@ def test_lirpa_backend_margins_on_simplified_graft(tmp_path):
     prop = Property(np.clip(x - 0.01, 0, 1), np.clip(x + 0.01, 0, 1), 3, 10)
     lb = margin_lower_bounds(_net(str(path), path.stat().st_mtime), prop, "CROWN")
     assert lb.shape == (9,) and np.all(np.isfinite(lb))
+
+
+def test_crown_when_the_last_relu_layer_left_is_a_conv_one():
+    """auto_LiRPA 0.6.0's compare_with_IBP fails when bounding stops at a feature map: stop at the output then."""
+    model = g.load(model_path("resnet_2b"))
+    info = g.inspect(model)
+    fc = info.relus[-1]
+    plan = GraftPlan((LayerPlan(fc.name, "neuron", tuple(range(fc.size)), (0.5,) * fc.size, (0.0,) * fc.size),))
+    simplified, report = remove_full_relus(g.graft(model, plan=plan).model)
+    assert report.removed == (fc.name,)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, *info.input.sample_shape)).astype(np.float32)
+    sites = g.inspect(simplified).relus
+    crown = BOUND_METHODS.get("crown")(simplified, x - 0.01, x + 0.01, sites)
+    ibp = BOUND_METHODS.get("ibp")(simplified, x - 0.01, x + 0.01, sites)
+    for s in sites:
+        assert np.all(crown[s.name].lower >= ibp[s.name].lower - 1e-4)
+        assert np.all(crown[s.name].lower <= crown[s.name].upper + 1e-6)

@@ -155,5 +155,8 @@ def native_form(model: onnx.ModelProto, fold: bool = True) -> tuple[onnx.ModelPr
         out, more = step(out)
         rep = rep.then(more)
     done = {item.split(":")[0] for item in rep.split}
-    skipped = dict.fromkeys(s for s in rep.skipped if s.split(":")[0] not in done)
-    return out, replace(rep, skipped=tuple(skipped))
+    last: dict[str, str] = {}  # one line per site: the last pass's reason (passes run in order)
+    for item in rep.skipped:
+        last.pop(item.split(":")[0], None)
+        last[item.split(":")[0]] = item
+    return out, replace(rep, skipped=tuple(v for k, v in last.items() if k not in done))
