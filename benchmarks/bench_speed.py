@@ -158,7 +158,7 @@ def _stats(times: list[float]) -> dict[str, float | None]:
 def _summarise(bench: Path, journal: Path, eligible: dict[str, list[bool]], images: list[int],
                timeout: float) -> dict[str, object]:
     inst = read_instances(bench)
-    by = {inst_key: r for (_, inst_key), r in Journal(journal).load().items()}
+    by = {inst_key: r for (inst_key, _), r in Journal(journal).load().items()}
     per: dict[str, dict[str, object]] = {}
     for model, flags in eligible.items():
         rows = [by.get(i.key) for i in inst if Path(i.model).stem == model]
@@ -212,8 +212,11 @@ def run_verify(instances: int, timeout: float, backends: list[str], workers: int
         t0 = time.perf_counter()
         verify_benchmark(bench, backend, BackendOptions(method=method, device="cpu", grace_s=15.0), journal,
                          timeout=timeout, workers=workers if backend != "abcrown" else 1, progress=False)
-        out.setdefault("backends", {})[key] = _summarise(bench, journal, eligible, images, timeout) | {
+        entry = _summarise(bench, journal, eligible, images, timeout) | {
             "wall_s": round(time.perf_counter() - t0, 1), "timeout": timeout}
+        # re-read: another run (another backend) may have saved since this one started
+        now = json.loads(RESULTS.read_text()).get("verify", {}) if RESULTS.is_file() else {}
+        out["backends"] = now.get("backends", {}) | {key: entry}
         _save("verify", out)
 
 
@@ -257,6 +260,11 @@ def _fmt(v: object, spec: str = ".2f") -> str:
     return "–" if v is None else format(v, spec)  # type: ignore[arg-type]
 
 
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(str(c) for c in r) + " |" for r in rows] + [""]
+
+
 def write_doc() -> None:
     data = json.loads(RESULTS.read_text())
     m = data.get("machine", {})
@@ -268,11 +276,10 @@ def write_doc() -> None:
                   "`python benchmarks/bench_speed.py bounds`: pre-activation bounds of every ReLU site, CROWN "
                   "intersected with IBP (what `graftonnx score --bound crown` runs). 50 % grafts are combined "
                   "criterion, λ over all units, init fit, not finetuned; *verifier-ready* is what "
-                  "`graftonnx export` writes.", "",
-                  "| net | variant | conv mode | ReLU neurons | s / image | × baseline |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['net']} | {r['variant']} | {r['conv_mode']} | {r['relu_neurons']} | "
-                  f"{r['crown_s_per_image']:.3f} | {r['ratio_to_baseline']:.2f} |" for r in data["bounds"]]
-        lines.append("")
+                  "`graftonnx export` writes.", ""]
+        lines += _table(["net", "variant", "conv mode", "ReLU neurons", "s / image", "× baseline"],
+                        [[r["net"], r["variant"], r["conv_mode"], r["relu_neurons"], f"{r['crown_s_per_image']:.3f}",
+                          f"{r['ratio_to_baseline']:.2f}"] for r in data["bounds"]])
     v = data.get("verify")
     if v:
         lines += [f"## Complete and incomplete verification of CNN-B, ε = {v['eps']:g}", "",
@@ -281,33 +288,32 @@ def write_doc() -> None:
                   "instances; each model finetuned 4 epochs (FAT + GradAlign) like its baseline. *Eligible*: "
                   "classified correctly and not broken by PGD (50 steps, 2 restarts), the paper's rule for "
                   "times. *Solved*: unsat or sat within the budget; timeouts counted apart. *Paired*: mean time "
-                  "(timeouts at the budget) over the instances eligible for the baseline and the graft.", "",
-                  "| model | SA % | RA % | grafted neurons |", "|---|---|---|---|"]
-        lines += [f"| {k} | {_fmt(r['sa'], '.1f')} | {_fmt(r['ra'], '.1f')} | {r['grafted_neurons']} |"
-                  for k, r in v["models"].items()]
-        lines += ["", "| backend | model | VA % | eligible | timeouts | mean s (solved) | median s (solved) | "
-                  "paired mean s base → graft | speed-up |", "|---|---|---|---|---|---|---|---|---|"]
+                  "(timeouts at the budget) over the instances eligible for the baseline and the graft. Times are "
+                  "wall seconds per instance, the verifier's start-up included.", ""]
+        lines += _table(["model", "SA %", "RA %", "grafted neurons"],
+                        [[k, _fmt(r["sa"], ".1f"), _fmt(r["ra"], ".1f"), r["grafted_neurons"]]
+                         for k, r in v["models"].items()])
+        rows = []
         for key, per in v.get("backends", {}).items():
-            key = f"{key} ({per.get('timeout', v['timeout']):g} s)"
+            label = f"{key} ({per.get('timeout', v['timeout']):g} s)"
             for model, r in per.items():
-                if not isinstance(r, dict):
-                    continue
-                p = r.get("paired") or {}
-                pair = (f"{_fmt(p.get('baseline_mean'))} → {_fmt(p.get('graft_mean'))} (n={p['n']})" if p else "")
-                lines.append(f"| {key} | {model} | {100 * r['va']:.1f} | {r['eligible']}/{r['instances']} | "
-                             f"{r['timeouts']} | {_fmt(r['solved']['mean'])} | {_fmt(r['solved']['median'])} | "
-                             f"{pair} | {_fmt(p.get('ratio'), '.1f') + '×' if p.get('ratio') else ''} |")
-        lines.append("")
+                if isinstance(r, dict):
+                    p = r.get("paired") or {}
+                    pair = f"{_fmt(p.get('baseline_mean'))} → {_fmt(p.get('graft_mean'))} (n={p['n']})" if p else ""
+                    rows.append([label, model, f"{100 * r['va']:.1f}", f"{r['eligible']}/{r['instances']}",
+                                 r["timeouts"], _fmt(r["solved"]["mean"]), _fmt(r["solved"]["median"]), pair,
+                                 f"{p['ratio']:.1f}×" if p.get("ratio") else ""])
+        lines += _table(["backend", "model", "VA %", "eligible", "timeouts", "mean s (solved)", "median s (solved)",
+                         "paired mean s base → graft", "speed-up"], rows)
     if data.get("bab"):
         lines += ["## Every α,β-CROWN branching heuristic on grafted networks (CPU, patches mode)", "",
                   "`python benchmarks/bench_speed.py bab --bench DIR --tag NAME`, through graftonnx's abcrown "
                   "backend (its launcher restores α-CROWN's clamp gradient where needed and gives BaBSR's random "
                   "fallback the `split_indices` it reads: an upstream bug hit on ungrafted nets too). Trimmed logs: "
-                  "`tests/data/abcrown/bab/`.", "",
-                  "| net | model | property | branching | verdict | s | BaB rounds |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['tag']} | {r['model']} | {r['vnnlib']} | {r['branching']} | {r['verdict']} | "
-                  f"{r['seconds']:.1f} | {r['bab_rounds']} |" for r in data["bab"]]
-        lines.append("")
+                  "`tests/data/abcrown/bab/`.", ""]
+        lines += _table(["net", "model", "property", "branching", "verdict", "s", "BaB rounds"],
+                        [[r["tag"], r["model"], r["vnnlib"], r["branching"], r["verdict"], f"{r['seconds']:.1f}",
+                          r["bab_rounds"]] for r in data["bab"]])
     atomic_write_text(DOC, "\n".join(lines) + "\n")
 
 

@@ -119,6 +119,9 @@ def auto_lirpa() -> ModuleType:
             _state["interval_bound"] = importlib.import_module("src.abstractor.auto_LiRPA.interval_bound")
             logging.getLogger("src.abstractor.auto_LiRPA.utils").setLevel(logging.WARNING)
             _unfreeze_alpha()
+            from ._lirpa_patches import install
+
+            install("src.abstractor.auto_LiRPA", sys.modules)
     return _state["module"]
 
 
@@ -226,12 +229,15 @@ def _conv_mode(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> st
     """``"patches"`` (fast) unless the conv part has ops auto_LiRPA 0.6.0 mishandles there.
 
     Those are a Transpose after a Conv (TensorFlow NHWC exports: patches cannot be
-    permuted) and elementwise ops with a non-scalar constant on a spatial tensor (grafted
-    conv sites, unfolded batch norms): ``Mul`` asserts, and per-channel constants gave
-    unsound bounds in tests.  Matrix mode handles both, more slowly.
+    permuted) and elementwise ops with a non-scalar constant on a spatial tensor that is not
+    a ``Mul``/``Add`` by a constant of the tensor's full per-image shape (per-channel
+    constants of unfolded batch norms gave unsound bounds in tests).  Per-neuron conv
+    grafts are full-shape Mul/Add and bound in patches mode through ``_lirpa_patches``.
+    Matrix mode handles everything, more slowly.
     """
-    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
-    sizes |= {n.output[0]: int(np.prod(n.attribute[0].t.dims)) for n in model.graph.node if n.op_type == "Constant"}
+    dims = {t.name: tuple(int(d) for d in t.dims) for t in model.graph.initializer}
+    dims |= {n.output[0]: tuple(int(d) for d in n.attribute[0].t.dims) for n in model.graph.node
+             if n.op_type == "Constant"}
     seen_conv = False
     for node in model.graph.node:
         seen_conv = seen_conv or node.op_type == "Conv"
@@ -239,9 +245,13 @@ def _conv_mode(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> st
             continue
         if node.op_type == "Transpose":
             return "matrix"
-        if (node.op_type in ("Add", "Sub", "Mul", "Div") and len(shapes.get(node.output[0], ())) >= 2
-                and any(sizes.get(i, 1) > 1 for i in node.input)):
-            return "matrix"
+        shape = shapes.get(node.output[0], ())
+        consts = [dims[i] for i in node.input if int(np.prod(dims.get(i, (1,)))) > 1]
+        if node.op_type in ("Add", "Sub", "Mul", "Div") and len(shape) >= 2 and consts:
+            full = node.op_type in ("Add", "Mul") and all(c[-len(shape):] == shape and int(np.prod(c)) ==
+                                                          int(np.prod(shape)) for c in consts)
+            if not full:
+                return "matrix"
     return "patches"
 
 

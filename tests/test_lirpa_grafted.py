@@ -7,6 +7,7 @@ batch axis (1, n) and its Add fed a Gemm; the rewrite now writes per-image shape
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import graftonnx.api as g
 from graftonnx.bounds import eps_box
@@ -68,3 +69,32 @@ def test_crown_when_the_last_relu_layer_left_is_a_conv_one():
     for s in sites:
         assert np.all(crown[s.name].lower >= ibp[s.name].lower - 1e-4)
         assert np.all(crown[s.name].lower <= crown[s.name].upper + 1e-6)
+
+
+@pytest.mark.slow
+def test_per_neuron_conv_graft_bounds_in_patches_mode_equal_matrix_mode(monkeypatch):
+    """graftonnx._lirpa_patches: full-shape Mul/Add constants on feature maps, sound and equal to matrix mode."""
+    import graftonnx._lirpa as lirpa
+    from graftonnx.model.runtime import OrtRunner
+
+    model = g.load(model_path("resnet_2b"))
+    info = g.inspect(model)
+    layers = [LayerPlan(s.name, "neuron", tuple(range(0, s.size, 3)), (0.3,) * len(range(0, s.size, 3)),
+                        (0.05,) * len(range(0, s.size, 3))) for s in info.relus[:3]]
+    grafted = g.graft(model, plan=GraftPlan(tuple(layers))).model
+    x = np.random.default_rng(1).uniform(-1, 1, (1, *info.input.sample_shape)).astype(np.float32)
+    lo, hi = x - 0.01, x + 0.01
+    assert lirpa.lirpa_model(grafted).module.bound_opts["conv_mode"] == "patches"
+    patches = lirpa.lirpa_bounds(grafted, lo, hi, info.relus, "CROWN")
+    monkeypatch.setattr(lirpa, "_conv_mode", lambda m, s: "matrix")
+    monkeypatch.setitem(lirpa._state, "cache", type(lirpa._state.get("cache", {}))())
+    matrix = lirpa.lirpa_bounds(grafted, lo, hi, info.relus, "CROWN")
+    pts = lo[None] + (hi - lo)[None] * np.random.default_rng(2).uniform(size=(32, *lo.shape)).astype(np.float32)
+    relu_in = {s.name: s.input for s in g.inspect(grafted).relus}  # z·keep + 0 for grafted sites
+    pre = OrtRunner(grafted, extra=list(relu_in.values())).run(pts.reshape(-1, *lo.shape[1:]))
+    for s in info.relus:
+        a, b = patches[s.name], matrix[s.name]
+        np.testing.assert_allclose(a.lower, b.lower, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(a.upper, b.upper, atol=1e-5, rtol=1e-5)
+        z = pre[relu_in[s.name]].reshape(32, *a.lower.shape)
+        assert np.all(z >= a.lower - 1e-5) and np.all(z <= a.upper + 1e-5)
