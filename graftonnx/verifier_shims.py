@@ -29,6 +29,9 @@ never to torch itself.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import runpy
 import sys
 import types
@@ -123,13 +126,40 @@ def shim_abcrown() -> bool:
     return True
 
 
+class _AfterTorch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Runs :func:`install` right after the verifier first imports torch (no cost for a run that never does)."""
+
+    def __init__(self) -> None:
+        self.spec: importlib.machinery.ModuleSpec | None = None
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "torch" or self.spec is not None:
+            return None
+        sys.meta_path.remove(self)
+        self.spec = importlib.util.find_spec("torch")
+        if self.spec is None or self.spec.loader is None:
+            return None
+        self.inner, self.spec.loader = self.spec.loader, self
+        return self.spec
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.inner.create_module(spec)  # type: ignore[attr-defined,no-any-return]
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self.inner.exec_module(module)  # type: ignore[attr-defined]
+        install()
+
+
 def _launch(argv: list[str]) -> None:
     if not argv:
         sys.exit("usage: python verifier_shims.py SCRIPT [ARGS...]")
     script = str(Path(argv[0]).resolve())
     sys.argv = [script, *argv[1:]]
     sys.path[0] = str(Path(script).parent)
-    install()
+    if "torch" in sys.modules:
+        install()
+    else:
+        sys.meta_path.insert(0, _AfterTorch())
     if Path(script).name == "abcrown.py":
         shim_abcrown()
     runpy.run_path(script, run_name="__main__")
