@@ -28,7 +28,7 @@ from ..data.dataset import Dataset
 from ..errors import BadInput
 from ..model.info import ModelInfo, inspect_model
 from ..model.loader import load_model
-from ..rewrite.graft import PROVENANCE_KEY, graft_records
+from ..rewrite.graft import PROVENANCE_KEY, graft_records, native_sites
 from ..verify.runner import Instance, read_instances
 from .results import JournalRecord, read_journals
 from .unr import BoxUnr, unr_on_boxes
@@ -149,7 +149,8 @@ def graft_info(model: onnx.ModelProto, info: ModelInfo) -> GraftInfo:
                 prov = dict(json.loads(p.value))
             except (ValueError, TypeError):
                 prov = {}
-    if not records and not prov:
+    table = native_sites(model)
+    if not records and not prov and table is None:
         return GraftInfo(False)
     sites = {s.name: s for s in info.relus}
     neurons = 0
@@ -157,9 +158,11 @@ def graft_info(model: onnx.ModelProto, info: ModelInfo) -> GraftInfo:
         site = sites.get(str(r.get("site")))
         per = site.per_channel if site is not None and r.get("granularity") == "channel" else 1
         neurons += int(r.get("count", 0)) * per  # type: ignore[call-overload]
+    if table is not None:  # verifier-ready form: the table counts every site's grafted neurons
+        neurons = sum(int(r["grafted"]) for r in table)  # type: ignore[call-overload]
     ratio = prov.get("ratio")
     return GraftInfo(True, float(ratio) if isinstance(ratio, int | float) else None,
-                     str(prov.get("criterion") or "") or None, neurons if records else None,
+                     str(prov.get("criterion") or "") or None, neurons if records or table is not None else None,
                      str(prov.get("model") or ""))
 
 
@@ -238,6 +241,9 @@ def _model_rows(bench: Path, model: str, listed: list[Instance], done: dict[tupl
         if backend and len(rs) < len(listed):
             warnings.warn(f"{backend} has results for {len(rs)} of the {len(listed)} instances of {model}: "
                           "the rest count as missing (not verified)", stacklevel=3)
+    table = native_sites(proto)
+    if table is not None:  # the verifier-ready form is recognised by its original sites
+        return rows, tuple((str(r["site"]), int(r["size"])) for r in table)  # type: ignore[call-overload]
     return rows, tuple((s.name, s.size) for s in info.relus)
 
 

@@ -18,6 +18,7 @@ from ..bench.spec import Property
 from ..bounds.base import BOUND_METHODS
 from ..errors import BadInput
 from ..model.info import ModelInfo
+from ..rewrite.graft import native_sites
 
 __all__ = ["LayerUnr", "BoxUnr", "unr_on_boxes"]
 
@@ -74,7 +75,9 @@ def unr_on_boxes(model: onnx.ModelProto, info: ModelInfo, props: Sequence[Proper
     """Count l < 0 < u per ReLU site on every property's input box; means per box.
 
     Grafted neurons are fed an identically-zero input by the rewrite, so their bounds are
-    [0, 0] and they never count: the grafted model's UNR is directly comparable.
+    [0, 0] and they never count: the grafted model's UNR is directly comparable.  In the
+    verifier-ready form grafted neurons are no Relu neurons at all; its ``graftonnx.native``
+    table maps its Relus (``site``, ``site/relu<i>``) back to the original sites and sizes.
     """
     fn = BOUND_METHODS.get(bound)
     sites = info.relus
@@ -87,5 +90,13 @@ def unr_on_boxes(model: onnx.ModelProto, info: ModelInfo, props: Sequence[Proper
         for s in sites:
             totals[s.name] += int(bounds[s.name].unstable().sum())
     n = len(props)
-    layers = tuple(LayerUnr(s.name, s.size, totals[s.name] / n if n else 0.0) for s in sites)
+    table = native_sites(model)
+    if table is None:
+        layers = tuple(LayerUnr(s.name, s.size, totals[s.name] / n if n else 0.0) for s in sites)
+    else:
+        def of(site: str) -> float:
+            return sum(v for k, v in totals.items() if k == site or k.startswith(site + "/"))
+
+        layers = tuple(LayerUnr(str(r["site"]), int(r["size"]), of(str(r["site"])) / n if n else 0.0)  # type: ignore[call-overload]
+                       for r in table)
     return BoxUnr(bound, n, layers)

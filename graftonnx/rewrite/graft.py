@@ -29,10 +29,14 @@ from ..model.info import ModelInfo, ReluSite, inspect_model
 from ..planning.plan import GraftPlan, LayerPlan
 from ._export import export_like
 
-__all__ = ["apply_plan", "GRAFTS_KEY", "PROVENANCE_KEY", "graft_records", "layer_tensors"]
+__all__ = ["apply_plan", "GRAFTS_KEY", "PROVENANCE_KEY", "NATIVE_KEY", "graft_records", "native_sites",
+           "layer_tensors"]
 
 GRAFTS_KEY = "graftonnx.grafts"
 PROVENANCE_KEY = "graftonnx.provenance"
+#: Written by the verifier-ready form: every original ReLU site with its size and grafted neurons,
+#: so reports count UNR and grafted neurons against the network the graft came from.
+NATIVE_KEY = "graftonnx.native"
 
 
 def graft_records(model: onnx.ModelProto) -> list[dict[str, object]]:
@@ -41,6 +45,14 @@ def graft_records(model: onnx.ModelProto) -> list[dict[str, object]]:
         if p.key == GRAFTS_KEY:
             return list(json.loads(p.value))
     return []
+
+
+def native_sites(model: onnx.ModelProto) -> list[dict[str, object]] | None:
+    """``[{"site", "size", "grafted"}, ...]`` of a verifier-ready model (None for any other model)."""
+    for p in model.metadata_props:
+        if p.key == NATIVE_KEY:
+            return list(json.loads(p.value))
+    return None
 
 
 def layer_tensors(lp: LayerPlan, site: ReluSite) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

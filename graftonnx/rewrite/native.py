@@ -26,12 +26,14 @@ Exact: selection and scatter weights are 0/1 (adding exact zeros), the line is `
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from ..model.info import inspect_model
 from ..model.runtime import tensor_shapes
 from .channels import _unit_vector, per_site_pass, unit_scatter, unit_selection
 from .fold import (
@@ -44,6 +46,7 @@ from .fold import (
     fold_linear,
     simplify,
 )
+from .graft import NATIVE_KEY, graft_records, native_sites
 
 __all__ = ["native_form", "select_kept", "channel_consts_to_conv", "spatial_mask_ops"]
 
@@ -147,8 +150,26 @@ def spatial_mask_ops(model: onnx.ModelProto) -> list[str]:
     return found
 
 
+def _site_table(model: onnx.ModelProto) -> list[dict[str, object]]:
+    """Every ReLU site of the mask-form ``model`` with its size and grafted neurons (``NATIVE_KEY``)."""
+    done = native_sites(model)
+    if done is not None:  # already converted once: keep the original network's table
+        return done
+    sites = {s.name: s for s in inspect_model(model).relus}
+    grafted = {name: 0 for name in sites}
+    for r in graft_records(model):
+        site = sites[str(r["site"])]
+        grafted[site.name] += int(r["count"]) * (site.per_channel if r.get("granularity") == "channel" else 1)
+    return [{"site": name, "size": s.size, "grafted": grafted[name]} for name, s in sites.items()]
+
+
 def native_form(model: onnx.ModelProto, fold: bool = True) -> tuple[onnx.ModelProto, SimplifyReport]:
-    """The verifier-ready network (module doc): simplify + split, selection form, per-channel consts as Conv."""
+    """The verifier-ready network (module doc): simplify + split, selection form, per-channel consts as Conv.
+
+    The result's ``graftonnx.native`` metadata lists the original ReLU sites (size, grafted
+    neurons), so reports measure it against the network it came from.
+    """
+    table = _site_table(model)
     out, rep = simplify(model, fold=fold, drop_channels=True)
     steps = (select_kept, channel_consts_to_conv) + ((fold_linear,) if fold else ())
     for step in steps:  # the last fold merges a converted Mul with the Add after it
@@ -159,4 +180,8 @@ def native_form(model: onnx.ModelProto, fold: bool = True) -> tuple[onnx.ModelPr
     for item in rep.skipped:
         last.pop(item.split(":")[0], None)
         last[item.split(":")[0]] = item
+    meta = {p.key: p.value for p in out.metadata_props} | {NATIVE_KEY: json.dumps(table)}
+    del out.metadata_props[:]
+    for key, value in meta.items():
+        out.metadata_props.add(key=key, value=value)
     return out, replace(rep, skipped=tuple(v for k, v in last.items() if k not in done))
