@@ -218,7 +218,7 @@ def run_verify(instances: int, timeout: float, backends: list[str], workers: int
                        f"--backends {key}" + (f" --models {','.join(names)}" if tag else "")}
         # re-read: another run (another backend) may have saved since this one started
         now = json.loads(RESULTS.read_text()).get("verify", {}) if RESULTS.is_file() else {}
-        out["backends"] = now.get("backends", {}) | {key: entry}
+        out["backends"] = now.get("backends", {}) | {f"{key}:{instances}{tag}": entry}
         _save("verify", out)
 
 
@@ -297,7 +297,7 @@ def write_doc() -> None:
                          for k, r in v["models"].items()])
         rows = []
         for key, per in v.get("backends", {}).items():
-            label = f"{key} ({per.get('timeout', v['timeout']):g} s)"
+            label = f"{key.split(':')[0]} ({per.get('timeout', v['timeout']):g} s)"
             for model, r in per.items():
                 if isinstance(r, dict):
                     p = r.get("paired") or {}
