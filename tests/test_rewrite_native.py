@@ -20,6 +20,7 @@ from graftonnx.model.runtime import tensor_shapes
 from graftonnx.parity import compare, ort_callable, random_inputs
 from graftonnx.planning import GraftPlan, LayerPlan
 from graftonnx.rewrite import apply_plan, graft_records
+from graftonnx.rewrite.graft import native_sites
 from graftonnx.rewrite.native import native_form, spatial_mask_ops
 from graftonnx.verify.backends.lirpa import _net, margin_lower_bounds
 
@@ -111,6 +112,10 @@ def test_flat_sites_split_and_relu_holds_kept_units_only() -> None:
     grafted = apply_plan(m, plan, info)
     native, rep = native_form(grafted)
     assert rep.relu_neurons_after == _kept_neurons(info, plan) and not graft_records(native)
+    table = native_sites(native)  # reports measure the form against the original sites
+    assert [(r["site"], r["size"], r["grafted"]) for r in table] == [
+        (s.name, s.size, plan.layer(s.name).count) for s in info.relus]
+    assert native_sites(native_form(m)[0]) is None  # an ungrafted net is not marked
     x = random_inputs(info.input.sample_shape, 32)
     ref = ort_callable(grafted)(x)  # lines folded into Gemm weights: float32 rounding, relative to |y|
     assert compare(lambda _: ref, ort_callable(native), x).max_abs_diff <= NATIVE_RTOL * np.abs(ref).max()

@@ -180,7 +180,9 @@ def native_form(model: onnx.ModelProto, fold: bool = True) -> tuple[onnx.ModelPr
     for item in rep.skipped:
         last.pop(item.split(":")[0], None)
         last[item.split(":")[0]] = item
-    meta = {p.key: p.value for p in out.metadata_props} | {NATIVE_KEY: json.dumps(table)}
+    meta = {p.key: p.value for p in out.metadata_props}
+    if any(int(r["grafted"]) for r in table):  # type: ignore[call-overload]  # an ungrafted net stays ungrafted
+        meta[NATIVE_KEY] = json.dumps(table)
     del out.metadata_props[:]
     for key, value in meta.items():
         out.metadata_props.add(key=key, value=value)
