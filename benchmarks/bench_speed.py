@@ -224,6 +224,15 @@ def run_verify(instances: int, timeout: float, backends: list[str], workers: int
 
 # --- bab ----------------------------------------------------------------------------------------------------------
 BAB_DIR = ROOT / "tests" / "data" / "abcrown" / "bab"
+#: How the recorded folders were built (graftonnx commands; one property each that needs BaB).
+BAB_NETS = {
+    "mnist-mlp": "mnist-net_256x2: `graft --data eran_mnist_test.csv --eps 0.03 --ratio 0.5 --init fit`, then "
+                 "`finetune --data mnist5k --eps 0.03 --epochs 2` (the base got the same finetune), `simplify`; "
+                 "ERAN image 22 at ε 0.06",
+    "digits-cnn": "`train --arch cnn-b --data digits --eps 0.05 --epochs 15`, `graft --ratio 0.5 --granularity auto "
+                  "--schedule total`, `finetune --epochs 4`, `export --eps 0.1 --instances 8 --skip attacked`; the "
+                  "one exported property whose kfsb run branched (digits image 1258); base not finetuned",
+}
 
 
 def _trim(log: str) -> str:
@@ -312,7 +321,7 @@ def write_doc() -> None:
                   "`python benchmarks/bench_speed.py bab --bench DIR --tag NAME`, through graftonnx's abcrown "
                   "backend (its launcher restores α-CROWN's clamp gradient where needed and gives BaBSR's random "
                   "fallback the `split_indices` it reads: an upstream bug hit on ungrafted nets too). Trimmed logs: "
-                  "`tests/data/abcrown/bab/`.", ""]
+                  "`tests/data/abcrown/bab/`.", ""] + [f"- {k}: {v}" for k, v in BAB_NETS.items()] + [""]
         lines += _table(["net", "model", "property", "branching", "verdict", "s", "BaB rounds"],
                         [[r["tag"], r["model"], r["vnnlib"], r["branching"], r["verdict"], f"{r['seconds']:.1f}",
                           r["bab_rounds"]] for r in data["bab"]])
