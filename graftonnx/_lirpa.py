@@ -235,23 +235,18 @@ def _conv_mode(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> st
     grafts are full-shape Mul/Add and bound in patches mode through ``_lirpa_patches``.
     Matrix mode handles everything, more slowly.
     """
-    dims = {t.name: tuple(int(d) for d in t.dims) for t in model.graph.initializer}
-    dims |= {n.output[0]: tuple(int(d) for d in n.attribute[0].t.dims) for n in model.graph.node
-             if n.op_type == "Constant"}
+    from .rewrite.native import spatial_const_ops
+
     seen_conv = False
     for node in model.graph.node:
         seen_conv = seen_conv or node.op_type == "Conv"
-        if not seen_conv:
-            continue
-        if node.op_type == "Transpose":
+        if seen_conv and node.op_type == "Transpose":
             return "matrix"
-        shape = shapes.get(node.output[0], ())
-        consts = [dims[i] for i in node.input if int(np.prod(dims.get(i, (1,)))) > 1]
-        if node.op_type in ("Add", "Sub", "Mul", "Div") and len(shape) >= 2 and consts:
-            full = node.op_type in ("Add", "Mul") and all(c[-len(shape):] == shape and int(np.prod(c)) ==
-                                                          int(np.prod(shape)) for c in consts)
-            if not full:
-                return "matrix"
+    for node, consts, shape in spatial_const_ops(model, shapes):
+        size = int(np.prod(shape))
+        if node.op_type not in ("Add", "Mul") or any(c[-len(shape):] != shape or int(np.prod(c)) != size
+                                                     for c in consts):
+            return "matrix"
     return "patches"
 
 

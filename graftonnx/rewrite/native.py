@@ -20,7 +20,8 @@ back to matrix mode (3× slower on resnet_2b) or assert; and grafted units stay 
    (the line of a fully grafted residual site) becomes a 1×1 Conv.
 
 Neuron-granularity grafts on a conv feature map have per-position slopes that no Conv can
-express; they stay in mask form and are reported (verifiers bound them in matrix mode).
+express; they stay in mask form and are reported (the embedded auto_LiRPA bounds them in patches
+mode through ``graftonnx._lirpa_patches``; α,β-CROWN in matrix mode).
 Exact: selection and scatter weights are 0/1 (adding exact zeros), the line is ``a·z + b``.
 """
 
@@ -40,6 +41,7 @@ from .fold import (
     Affine,
     GraftPattern,
     SimplifyReport,
+    _channel_vector,
     _report,
     const_of,
     finish_model,
@@ -48,7 +50,7 @@ from .fold import (
 )
 from .graft import NATIVE_KEY, graft_records, native_sites
 
-__all__ = ["native_form", "select_kept", "channel_consts_to_conv", "spatial_mask_ops"]
+__all__ = ["native_form", "select_kept", "channel_consts_to_conv", "spatial_const_ops", "spatial_mask_ops"]
 
 _CHANNEL_OPS = ("Mul", "Add", "Sub", "Div")
 
@@ -89,16 +91,6 @@ def select_kept(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport
     return per_site_pass(model, lambda graph, pat, _: _select_site(graph, pat, len(shapes[pat.z.name]) + 1))
 
 
-def _channel_const(c: np.ndarray | None, channels: int) -> np.ndarray | None:
-    """A non-scalar constant that is one value per channel of an N×C×H×W tensor, as a (C,) vector."""
-    if c is None or c.size <= 1 or c.ndim > 4:
-        return None
-    c4 = c.reshape((1,) * (4 - c.ndim) + c.shape)
-    if c4.shape[0] != 1 or c4.shape[1] != channels or c4.shape[2:] != (1, 1):
-        return None
-    return c4.reshape(channels).astype(np.float64)
-
-
 def channel_consts_to_conv(model: onnx.ModelProto) -> tuple[onnx.ModelProto, SimplifyReport]:
     """Each ``x ∘ c`` with ∘ in Mul/Add/Sub/Div and c per channel of a 4-D ``x`` becomes a 1×1 Conv.
 
@@ -118,8 +110,9 @@ def channel_consts_to_conv(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Sim
         shape = shapes.get(x.name) if const_of(x) is None else None
         if shape is None or len(shape) != 3:
             continue
-        c = _channel_const(const_of(node.inputs[1]), shape[0])
-        if c is None or (node.op == "Div" and np.any(c == 0)):
+        raw = const_of(node.inputs[1])
+        c = _channel_vector(raw, shape[0]) if raw is not None and raw.size > 1 else None
+        if c is None or isinstance(c, str) or (node.op == "Div" and np.any(c == 0)):
             continue
         a = c if node.op == "Mul" else 1.0 / c if node.op == "Div" else np.ones(c.size)
         b = c if node.op == "Add" else -c if node.op == "Sub" else np.zeros(c.size)
@@ -131,23 +124,43 @@ def channel_consts_to_conv(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Sim
     return out, _report(model, out, folded=tuple(folded))
 
 
+SpatialConstOp = tuple[onnx.NodeProto, list[tuple[int, ...]], tuple[int, ...]]
+
+
+def spatial_const_ops(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | None = None
+                      ) -> list[SpatialConstOp]:
+    """``(node, its non-scalar constants' dims, its per-image output shape)`` for every Add/Sub/Mul/Div
+    after the first Conv that applies a non-scalar constant to a feature map.
+
+    ``shapes`` (per-image, by tensor name) are computed when not given.  These ops are what
+    patches mode bounds only partly: see :func:`spatial_mask_ops` and ``graftonnx._lirpa._conv_mode``.
+    """
+    dims = {t.name: tuple(int(d) for d in t.dims) for t in model.graph.initializer}
+    dims |= {n.output[0]: tuple(int(d) for d in n.attribute[0].t.dims) for n in model.graph.node
+             if n.op_type == "Constant"}
+    if shapes is None:
+        names = [o for n in model.graph.node for o in n.output if o]
+        shapes = tensor_shapes(model, names) if names else {}
+    found: list[SpatialConstOp] = []
+    seen_conv = False
+    for node in model.graph.node:  # ONNX keeps nodes in topological order
+        seen_conv = seen_conv or node.op_type == "Conv"
+        shape = shapes.get(node.output[0], ()) if node.output else ()
+        if not seen_conv or node.op_type not in _CHANNEL_OPS or len(shape) < 2:
+            continue
+        consts = [dims[i] for i in node.input if i in dims and int(np.prod(dims[i])) > 1]
+        if consts:
+            found.append((node, consts, shape))
+    return found
+
+
 def spatial_mask_ops(model: onnx.ModelProto) -> list[str]:
     """Nodes after the first Conv that apply a non-scalar constant elementwise to a feature map.
 
-    These are what patches mode cannot bound; empty for a network :func:`native_form` fully converted.
+    What α,β-CROWN's auto_LiRPA cannot bound in patches mode; empty for a network
+    :func:`native_form` fully converted (a per-neuron conv graft leaves some).
     """
-    names = [o for n in model.graph.node for o in n.output if o]
-    shapes = tensor_shapes(model, names) if names else {}
-    graph = gs.import_onnx(model)
-    graph.toposort()
-    found, seen_conv = [], False
-    for node in graph.nodes:
-        seen_conv = seen_conv or node.op == "Conv"
-        if seen_conv and node.op in _CHANNEL_OPS and len(shapes.get(node.outputs[0].name, ())) >= 2:
-            consts = [const_of(t) for t in node.inputs]
-            if any(c is not None and c.size > 1 for c in consts):
-                found.append(node.name)
-    return found
+    return [node.name for node, _, _ in spatial_const_ops(model)]
 
 
 def _site_table(model: onnx.ModelProto) -> list[dict[str, object]]:
