@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,33 +21,31 @@ from ._io import atomic_write
 from ._version import __version__
 from .data.dataset import Dataset, DataSpec
 from .errors import BadInput
-from .model.info import ModelInfo, inspect_model
-from .model.loader import load_model
-from .model.runtime import OrtRunner
+from .model.handle import ModelHandle, ModelLike, open_model
+from .model.info import ModelInfo
 from .planning.build import make_plan
 from .planning.plan import GraftPlan, Provenance
-from .planning.select import Selection
+from .planning.settings import GraftSettings
 from .rewrite.graft import apply_plan
 from .scoring.score import instability_counts, labels_for, prepared_model, score_model
+from .scoring.settings import DEFAULT_EPS
 from .scoring.significance import ScoringContext
 from .scoring.table import ScoreTable
 
-__all__ = ["ModelLike", "DataLike", "GraftSettings", "GraftResult", "load", "load_data", "inspect", "score",
-           "plan", "graft", "accuracy", "unr", "save_model"]
+__all__ = ["ModelLike", "DataLike", "GraftSettings", "GraftResult", "ModelHandle", "open", "load", "load_data",
+           "inspect", "score", "plan", "graft", "accuracy", "unr", "save_model", "settings_with", "DEFAULT_EPS"]
 
-ModelLike = str | os.PathLike[str] | onnx.ModelProto
 DataLike = Dataset | str | os.PathLike[str] | None
 
-DEFAULT_EPS = 0.02
+
+def open(model: ModelLike) -> ModelHandle:  # noqa: A001 - the API's verb, like io.open
+    """A handle (proto + info + onnxruntime runner, each built once) for a path, a proto or a handle."""
+    return open_model(model)
 
 
 def load(model: ModelLike) -> onnx.ModelProto:
-    """A validated model from a path (or the given ModelProto, with node names filled in)."""
-    if isinstance(model, onnx.ModelProto):
-        from .model.loader import name_nodes
-
-        return name_nodes(model)
-    return load_model(model)
+    """A validated model proto from a path (a given proto is copied, never renamed in place)."""
+    return open_model(model).proto
 
 
 def load_data(data: DataLike, info: ModelInfo, spec: DataSpec | None = None) -> Dataset:
@@ -60,67 +58,51 @@ def load_data(data: DataLike, info: ModelInfo, spec: DataSpec | None = None) -> 
 
 
 def inspect(model: ModelLike) -> ModelInfo:
-    return inspect_model(load(model))
+    return open_model(model).info
 
 
-@dataclass(frozen=True)
-class GraftSettings:
-    """Every knob of scoring, selection and initialisation (one object, recorded in provenance)."""
+def settings_with(settings: GraftSettings | None, **knobs: object) -> GraftSettings:
+    """``settings`` (default: all defaults) with ``knobs`` replaced; an unknown knob is BadInput.
 
-    eps: float = DEFAULT_EPS
-    bound: str = "ibp"
-    significance: str = "grad"
-    criterion: str = "combined"
-    ratio: float | None = 0.5
-    count: int | None = None
-    scope: str = "global"
-    granularity: str = "neuron"
-    init: str = "const"
-    layers: tuple[str, ...] | None = None
-    stages: int = 5
-    seed: int = 0
-    batch_size: int = 256
-    schedule: str = "target"
-
-    def selection(self) -> Selection:
-        return Selection(self.criterion, self.ratio, self.count, self.scope, self.stages, self.seed, self.schedule)
+    ``count=`` alone clears the ratio (they are exclusive), so ``settings_with(s, count=10)`` works.
+    """
+    names = {f.name for f in fields(GraftSettings)}
+    unknown = sorted(set(knobs) - names)
+    if unknown:
+        raise BadInput(f"unknown graft setting {unknown[0]!r}: use one of {', '.join(sorted(names))}")
+    if knobs.get("count") is not None and "ratio" not in knobs:
+        knobs["ratio"] = None
+    return replace(settings or GraftSettings(), **knobs)  # type: ignore[arg-type]
 
 
 def score(model: ModelLike, data: DataLike = None, settings: GraftSettings | None = None,
-          progress: bool = False) -> ScoreTable:
+          progress: bool = False, **knobs: object) -> ScoreTable:
     """Instability and significance of every ReLU neuron (see :func:`graftonnx.scoring.score_model`)."""
-    s = settings or GraftSettings()
-    m = load(model)
-    info = inspect_model(m)
-    ds = load_data(data, info)
-    name = str(model) if not isinstance(model, onnx.ModelProto) else (m.graph.name or "model")
-    return score_model(m, ds, eps=s.eps, bound=s.bound, significance=s.significance, info=info,
-                       batch_size=s.batch_size, progress=progress, model_name=name)
+    s = settings_with(settings, **knobs)
+    h = open_model(model)
+    ds = load_data(data, h.info)
+    return score_model(h.proto, ds, eps=s.eps, bound=s.bound, significance=s.significance, info=h.info,
+                       batch_size=s.batch_size, progress=progress, model_name=h.name)
 
 
 def plan(model: ModelLike, data: DataLike = None, settings: GraftSettings | None = None,
-         scores: ScoreTable | None = None, progress: bool = False) -> GraftPlan:
+         scores: ScoreTable | None = None, progress: bool = False, **knobs: object) -> GraftPlan:
     """A graft plan for ``model``: scores (computed unless given), selection, initial lines."""
-    s = settings or GraftSettings()
-    sel = s.selection()  # validate the selection before any slow work
-    m = load(model)
-    info = inspect_model(m)
-    ds = load_data(data, info)
+    s = settings_with(settings, **knobs)
+    h = open_model(model)
+    ds = load_data(data, h.info)
     if scores is None:
-        scores = score_model(m, ds, eps=s.eps, bound=s.bound, significance=s.significance, info=info,
-                             batch_size=s.batch_size, progress=progress)
-    _check_scores(scores, info)
+        scores = score(h, ds, s, progress)
+    _check_scores(scores, h.info)
     acts = None
-    if s.init == "fit" and s.criterion != "prune":
-        prepared = prepared_model(m, ds)
-        acts = ScoringContext(prepared, ds.x, labels_for(prepared, ds), info.relus, s.batch_size).activations()
-    prov = Provenance(model=str(model) if not isinstance(model, onnx.ModelProto) else "", criterion=s.criterion,
-                      ratio=s.ratio, count=s.count, scope=s.scope, granularity=s.granularity, eps=scores.eps,
-                      bound=scores.bound, significance=scores.significance, dataset=scores.dataset,
-                      init="zero" if s.criterion == "prune" else s.init, seed=s.seed, tool_version=__version__,
-                      stages=s.stages, schedule=s.schedule, ratio_counts="neurons" if s.ratio is not None else "")
-    return make_plan(scores, info, sel, granularity=s.granularity, init=s.init, layers=s.layers,
-                     activations=acts, provenance=prov)
+    if s.line == "fit":
+        prepared = prepared_model(h.proto, ds)
+        acts = ScoringContext(prepared, ds.x, labels_for(prepared, ds), h.info.relus, s.batch_size).activations()
+    recorded = replace(s, eps=scores.eps, bound=scores.bound, significance=scores.significance)
+    prov = Provenance(model="" if isinstance(model, onnx.ModelProto) else h.name, dataset=scores.dataset,
+                      tool_version=__version__, ratio_counts="neurons" if s.ratio is not None else "",
+                      settings=recorded)
+    return make_plan(scores, h.info, s, activations=acts, provenance=prov)
 
 
 _plan = plan  # graft() takes a ``plan`` argument that shadows the function
@@ -151,25 +133,22 @@ class GraftResult:
         save_model(self.model, path)
 
 
-def graft(model: ModelLike, data: DataLike = None, *, ratio: float | None = 0.5, count: int | None = None,
-          eps: float = DEFAULT_EPS, plan: GraftPlan | None = None, settings: GraftSettings | None = None,
-          progress: bool = False, **kwargs: object) -> GraftResult:
+def graft(model: ModelLike, data: DataLike = None, *, plan: GraftPlan | None = None,
+          settings: GraftSettings | None = None, progress: bool = False, **knobs: object) -> GraftResult:
     """Score, plan and rewrite ``model`` in one call (or apply ``plan``, a reviewed GraftPlan, directly).
 
-    Keyword arguments not named here are fields of :class:`GraftSettings`
-    (``criterion``, ``granularity``, ``init``, ``bound``, ``significance``, ...).
+    ``settings`` is honoured field by field; keyword arguments are fields of
+    :class:`GraftSettings` (``ratio``, ``count``, ``eps``, ``criterion``, ``granularity``,
+    ``init``, ...) that override it.
     """
-    s = settings or GraftSettings()
-    s = replace(s, ratio=ratio if count is None else None, count=count, eps=eps, **kwargs)  # type: ignore[arg-type]
-    m = load(model)
-    info = inspect_model(m)
+    h = open_model(model)
     scores = None
     if plan is None:
-        ds = load_data(data, info)
-        scores = score_model(m, ds, eps=s.eps, bound=s.bound, significance=s.significance, info=info,
-                             batch_size=s.batch_size, progress=progress)
-        plan = _plan(m, ds, s, scores=scores)
-    return GraftResult(apply_plan(m, plan, info), plan, scores, info)
+        s = settings_with(settings, **knobs)
+        ds = load_data(data, h.info)
+        scores = score(h, ds, s, progress)
+        plan = _plan(h, ds, s, scores=scores)
+    return GraftResult(apply_plan(h.proto, plan, h.info), plan, scores, h.info)
 
 
 def accuracy(model: ModelLike, data: Dataset) -> float | None:
@@ -177,6 +156,8 @@ def accuracy(model: ModelLike, data: Dataset) -> float | None:
     if data.y is None:
         return None
     m = prepared_model(load(model), data)
+    from .model.runtime import OrtRunner
+
     pred = OrtRunner(m).logits(data.x).argmax(axis=1)
     return float(np.mean(pred == data.y))
 
@@ -184,10 +165,9 @@ def accuracy(model: ModelLike, data: Dataset) -> float | None:
 def unr(model: ModelLike, data: Dataset, eps: float, bound: str = "ibp", sites: Sequence[str] | None = None,
         progress: bool = False) -> dict[str, float]:
     """Unstable neurons per image, per ReLU site (grafted neurons are fed zero, so never count)."""
-    m = load(model)
-    info = inspect_model(m)
-    chosen = [s for s in info.relus if sites is None or s.name in sites]
-    counts = instability_counts(prepared_model(m, data), data, chosen, eps, bound, progress=progress)
+    h = open_model(model)
+    chosen = [s for s in h.info.relus if sites is None or s.name in sites]
+    counts = instability_counts(prepared_model(h.proto, data), data, chosen, eps, bound, progress=progress)
     return {k: float(v.sum() / len(data)) for k, v in counts.items()}
 
 

@@ -3,7 +3,9 @@
 Why: a newcomer on a fresh machine (no GPU, no network, no data of their own) should see
 the whole method work in about a minute: a network adversarially trained here on
 scikit-learn's bundled 8×8 digits, grafted at 50 %, finetuned, and measured before and
-after (clean and PGD accuracy, unstable neurons per image under IBP and CROWN).
+after (clean and PGD accuracy, unstable neurons per image under IBP and CROWN).  It is a
+pipeline of the engine (train → graft → finetune → measure), so a rerun into the same
+folder reuses every finished step.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +22,10 @@ from . import api
 from ._io import atomic_write_text
 from .data import load_dataset
 from .data.dataset import Dataset, DataSpec
-from .errors import BadInput
+from .engine import DONE, PIPELINES, Ctx, Step, make_jobs, run_batch
+from .errors import BadInput, GraftFailure
 
-__all__ = ["DemoRow", "DemoReport", "run_demo"]
+__all__ = ["DemoRow", "DemoReport", "DemoConfig", "run_demo", "demo_steps"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,22 @@ class DemoReport:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class DemoConfig:
+    """The demo's settings (what its journal is keyed by)."""
+
+    eps: float = 0.05
+    ratio: float = 0.5
+    epochs: int = 20
+    seed: int = 0
+    progress: bool = True  # runtime only: not part of the fingerprint
+
+    def fingerprint(self) -> str:
+        from .engine import fingerprint
+
+        return fingerprint({k: v for k, v in asdict(self).items() if k != "progress"})
+
+
 def _split(data: Dataset, n_test: int, seed: int) -> tuple[Dataset, Dataset]:
     order = np.random.default_rng(seed).permutation(len(data))
     test, train = order[:n_test], order[n_test:]
@@ -61,6 +81,48 @@ def _split(data: Dataset, n_test: int, seed: int) -> tuple[Dataset, Dataset]:
                        data.channel_axis)
 
     return part(train), part(test)
+
+
+def _splits(ctx: Ctx) -> tuple[Dataset, Dataset]:
+    from .train.api import stub_info
+
+    def make() -> tuple[Dataset, Dataset]:
+        digits = load_dataset("digits", stub_info((64,), 10), DataSpec(layout="flat"))
+        return _split(digits, 300, ctx.config.seed)
+
+    return ctx.cached("splits", make)  # type: ignore[no-any-return]
+
+
+def _cfg(c: DemoConfig, epochs: int, lr: float) -> Any:
+    from .train import TrainConfig
+
+    return TrainConfig(epochs=epochs, eps=c.eps, lr=lr, batch_size=64, seed=c.seed, progress=c.progress)
+
+
+def _train(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
+    from .train.api import train_from_scratch
+
+    c = ctx.config
+    api.save_model(train_from_scratch("mlp:64,64", _splits(ctx)[0], _cfg(c, c.epochs, 0.05)).model,
+                   ctx.dir / "base.onnx")
+    return {"model": ctx.rel(ctx.dir / "base.onnx")}, {}
+
+
+def _graft(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
+    c = ctx.config
+    grafted = api.graft(ctx.output("train", "model"), _splits(ctx)[0], ratio=c.ratio, eps=c.eps, init="fit",
+                        seed=c.seed).model
+    api.save_model(grafted, ctx.dir / "grafted.onnx")
+    return {"model": ctx.rel(ctx.dir / "grafted.onnx")}, {}
+
+
+def _finetune(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
+    from .train.api import finetune
+
+    c = ctx.config
+    tuned = finetune(api.load(ctx.output("graft", "model")), _splits(ctx)[0], _cfg(c, max(c.epochs // 2, 1), 0.01))
+    api.save_model(tuned.model, ctx.dir / "tuned.onnx")
+    return {"model": ctx.rel(ctx.dir / "tuned.onnx")}, {}
 
 
 def _measure(name: str, model: object, test: Dataset, eps: float) -> DemoRow:
@@ -73,27 +135,33 @@ def _measure(name: str, model: object, test: Dataset, eps: float) -> DemoRow:
                    sum(api.unr(m, test, eps, "crown").values()), info.n_neurons)
 
 
+def _measure_all(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
+    c, (train, test) = ctx.config, _splits(ctx)
+    names = ("baseline", f"grafted {c.ratio:.0%} (no finetune)", f"grafted {c.ratio:.0%} + finetune")
+    steps = ("train", "graft", "finetune")
+    rows = [_measure(n, ctx.output(s, "model"), test, c.eps) for n, s in zip(names, steps, strict=True)]
+    return {}, {"rows": [asdict(r) for r in rows], "n_train": len(train), "n_test": len(test)}
+
+
+@PIPELINES.register("demo")
+def demo_steps(config: DemoConfig) -> list[Step]:
+    """train → graft → finetune → measure."""
+    return [Step("train", _train), Step("graft", _graft, ("train",)), Step("finetune", _finetune, ("graft",)),
+            Step("measure", _measure_all, ("finetune",))]
+
+
 def run_demo(folder: str | os.PathLike[str] = "graftonnx-demo", eps: float = 0.05, ratio: float = 0.5,
              epochs: int = 20, seed: int = 0, progress: bool = True) -> DemoReport:
-    """Train → graft → finetune → measure; models and ``report.json`` go to ``folder``."""
-    from .train import TrainConfig
-    from .train.api import finetune, stub_info, train_from_scratch
-
+    """Train → graft → finetune → measure; models, the journal and ``report.json`` go to ``folder``."""
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise BadInput(f"demo folder {out} is a file: choose another --output")
     out.mkdir(parents=True, exist_ok=True)
-    digits = load_dataset("digits", stub_info((64,), 10), DataSpec(layout="flat"))
-    train, test = _split(digits, 300, seed)
-    cfg = TrainConfig(epochs=epochs, eps=eps, lr=0.05, batch_size=64, seed=seed, progress=progress)
-    base = train_from_scratch("mlp:64,64", train, cfg).model
-    grafted = api.graft(base, train, ratio=ratio, eps=eps, init="fit", seed=seed).model
-    tuned = finetune(grafted, train, TrainConfig(epochs=max(epochs // 2, 1), eps=eps, lr=0.01, batch_size=64,
-                                                 seed=seed, progress=progress)).model
-    for name, m in (("base.onnx", base), ("grafted.onnx", grafted), ("tuned.onnx", tuned)):
-        api.save_model(m, out / name)
-    rows = (_measure("baseline", base, test, eps), _measure(f"grafted {ratio:.0%} (no finetune)", grafted, test, eps),
-            _measure(f"grafted {ratio:.0%} + finetune", tuned, test, eps))
-    report = DemoReport(eps, ratio, len(train), len(test), rows, str(out))
+    jobs = make_jobs("demo", [("", DemoConfig(eps, ratio, epochs, seed, progress))], out)
+    (outcome,), journal = run_batch(jobs, out)
+    if outcome.status != DONE:
+        raise GraftFailure(f"demo failed in step {outcome.error}")
+    m = next(r for r in reversed(journal.records()) if r.step == "measure" and r.status == DONE).metrics
+    report = DemoReport(eps, ratio, m["n_train"], m["n_test"], tuple(DemoRow(**r) for r in m["rows"]), str(out))
     atomic_write_text(out / "report.json", json.dumps(asdict(report), indent=2) + "\n")
     return report

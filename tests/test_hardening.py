@@ -169,14 +169,14 @@ def test_zoo_disk_full_keeps_journal(work: Path, monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize("what", ["journal", "every fsync"])
 def test_zoo_cannot_write(work: Path, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
     """The journal (or every write: manifest.json, summary) fails with ENOSPC: one line, exit 2, no temp files."""
-    import graftonnx.zoo.journal as journal_mod
+    import graftonnx.engine.journal as journal_mod
 
     if what == "journal":
         monkeypatch.setattr(journal_mod, "_torn_tail", _enospc)
     else:
         monkeypatch.setattr(os, "fsync", _enospc)
     line = _check_bad_input(_invoke(["zoo", str(_good_manifest(work)), "-o", str(work / "zoo")]), "no space left")
-    assert ("zoo journal" in line) == (what == "journal")
+    assert ("run journal" in line) == (what == "journal")
     assert not list((work / "zoo").rglob("*.tmp"))
 
 

@@ -88,7 +88,8 @@ def test_random_is_seeded():
 
 
 @pytest.mark.parametrize("kwargs,match", [({"ratio": 1.5}, "outside"), ({"ratio": -0.1}, "outside"),
-                                          ({"ratio": None}, "exactly one"), ({"count": -1, "ratio": None}, "negative"),
+                                          ({"ratio": 0.5, "count": 3}, "exactly one"),
+                                          ({"count": -1, "ratio": None}, "negative"),
                                           ({"ratio": 0.5, "schedule": "fast"}, "schedule")])
 def test_bad_selection(kwargs, match):
     with pytest.raises(BadInput, match=match):

@@ -85,7 +85,7 @@ def test_manifest_defaults_overrides_and_paths(tmp_path: Path) -> None:
     assert (b.name, b.path, b.eps, b.data.n, b.data.mean, b.data.std) == ("b2", "/abs/b.onnx", 0.2, 7, (0.5,), (0.25,))
     assert b.data.source == "digits" and b.data.layout == "flat"  # section merged over defaults
     assert b.verify.method == "ibp" and b.verify.timeout == 5.0
-    assert (a.schedule, b.schedule) == ("target", "total")
+    assert (a.graft.schedule, b.graft.schedule) == ("target", "total")
     assert a.fingerprint() != b.fingerprint()
 
 
@@ -200,3 +200,47 @@ def test_killed_run_resumes_to_the_same_summary(tmp_path: Path, digits_net: Path
         verified = Counter(json.loads(x)["instance"] for x in (out / model / "verify.jsonl").read_text().splitlines())
         assert verified and set(verified.values()) == {1}, f"{model}: an instance was verified twice"
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp"))
+
+
+def test_folder_mode_two_nets_end_to_end_and_resumed(tmp_path: Path, digits_net: Path) -> None:
+    """A folder of models (no manifest): every model gets the flags' settings; a rerun reuses every step."""
+    import shutil
+
+    from graftonnx import api
+    from graftonnx.data import DataSpec, load_dataset
+    from graftonnx.train import TrainConfig
+    from graftonnx.train.api import stub_info, train_from_scratch
+
+    folder = tmp_path / "nets"
+    folder.mkdir()
+    shutil.copy(digits_net, folder / "a_mlp32.onnx")
+    data = load_dataset("digits", stub_info((64,), 10), DataSpec(layout="flat", n=300))
+    cfg = TrainConfig(epochs=3, eps=0, lr=0.1, batch_size=32, progress=False, val_fraction=0, seed=1)
+    api.save_model(train_from_scratch("mlp:24,24", data, cfg).model, folder / "b mlp24.onnx")
+    out = tmp_path / "out"
+    args = ["zoo", str(folder), "-o", str(out), "--data", "digits", "--layout", "flat", "--n", "60", "--eps", "0.03",
+            "--ratios", "0.5", "--criterion", "instability", "--export-instances", "2", "--verify-timeout", "20",
+            "--finetune", "--finetune-epochs", "1", "--finetune-batch-size", "32"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rows = _rows(out)
+    assert [(r["model"], r["variant"], r["status"]) for r in rows] == [
+        ("a_mlp32", "baseline", "done"), ("a_mlp32", "graft0.5-ft", "done"),
+        ("b_mlp24", "baseline", "done"), ("b_mlp24", "graft0.5-ft", "done")]
+    assert all(r["instances"] == 2 and 0 <= r["sa"] <= 1 for r in rows)
+    recorded = json.loads((out / "manifest.json").read_text())["models"]
+    for m in recorded:  # every flag landed in its own field (no positional shift)
+        assert (m["eps"], m["criterion"], m["init"], m["schedule"]) == (0.03, "instability", "const", "target")
+        assert (m["data"]["source"], m["data"]["n"], m["export"]["instances"], m["verify"]["timeout"]) == \
+            ("digits", 60, 2, 20.0)
+        assert (m["finetune"]["epochs"], m["finetune"]["batch_size"]) == (1, 32)
+    before = (out / "journal.jsonl").read_text()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and again.output.count("[all steps from the journal]") == 2, again.output
+    assert (out / "journal.jsonl").read_text() == before and _rows(out) == rows
+
+
+def test_folder_flags_are_refused_with_a_manifest(tmp_path: Path, digits_net: Path) -> None:
+    man = _manifest(tmp_path, digits_net)
+    res = CliRunner().invoke(main, ["zoo", str(man), "-o", str(tmp_path / "o"), "--export-instances", "3"])
+    assert res.exit_code == 2 and "--export-instances applies to a folder of models" in res.output

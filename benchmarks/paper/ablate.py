@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks.paper`` impo
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.paper.config import MODES  # noqa: E402
-from benchmarks.paper.rows import run_job  # noqa: E402
+from benchmarks.paper.pipeline import run_jobs  # noqa: E402
 from graftonnx._io import atomic_write_text  # noqa: E402
 from graftonnx.bounds import BOUND_METHODS  # noqa: E402
 from graftonnx.planning import SCHEDULES  # noqa: E402
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     job = replace(base, key=args.tag, criteria=tuple(args.criteria.split(",")), ratios=(0.5,), extra=(), nsat=(),
                   schedule=args.schedule)
     mode = replace(full, budget=replace(full.budget, score_bound=args.bound), jobs=(job,))
-    result = run_job(job, mode, args.out)
+    (result,) = run_jobs([job], mode, args.out)
     keep = ("variant", "unr", "va_crown", "n_crown", "sa", "ra", "crown_mean_time", "grafted_neurons")
     entry = {"job": args.job, "bound": args.bound, "schedule": args.schedule, "machine": result["machine"],
              "rows": [{k: r.get(k) for k in keep} for r in result["rows"]]}

@@ -6,8 +6,8 @@ Every variant is scored once (one ScoreTable for all criteria and ratios), every
 finetune — the baseline's included — gets the same epochs and learning rates, and all
 variants of a network are exported into ONE benchmark folder, so they are verified on the
 same seeded instances (ERAN test images in a seeded order, none skipped: a misclassified
-image is simply not verifiable).  Every step is cached in the job folder, so an
-interrupted run resumes where it stopped.
+image is simply not verifiable).  The steps are run by graftonnx's pipeline engine
+(benchmarks/paper/pipeline.py), so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +27,16 @@ import onnx
 from graftonnx import api
 from graftonnx._io import atomic_write_text
 from graftonnx.bench.export import export_benchmark
-from graftonnx.errors import BadInput
-from graftonnx.report import ModelMetrics, ReportOptions, build_report
+from graftonnx.report import ModelMetrics
 from graftonnx.scoring import ScoreTable
 from graftonnx.train import EvalConfig, TrainConfig, evaluate
 from graftonnx.train.api import finetune
-from graftonnx.verify import BackendOptions, read_instances, verify_benchmark
+from graftonnx.verify import read_instances
 
-from .config import Mode, NetJob, settings_key
-from .nets import Splits, base_network, splits_for, subset
+from .config import Mode, NetJob
+from .nets import Splits, subset
 
-__all__ = ["Variant", "Row", "variants_of", "run_job", "machine"]
+__all__ = ["Variant", "Row", "variants_of", "machine"]
 
 
 @dataclass(frozen=True)
@@ -170,36 +169,11 @@ def _instance_accuracy(model_path: Path, job: NetJob, mode: Mode, splits: Splits
     return 100 * res.sa, 100 * res.ra
 
 
-def _build_models(job: NetJob, mode: Mode, splits: Splits, folder: Path) -> dict[str, dict[str, object]]:
-    """Every variant's ONNX under ``folder/models`` with its record (graft, finetune, SA/RA), cached."""
-    models = folder / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    base, base_meta = base_network(job, mode, splits, folder.parent / "cache")
-    atomic_write_text(folder / "base.json", json.dumps(base_meta, indent=1, default=str) + "\n")
-    scores = None
-    records: dict[str, dict[str, object]] = {}
-    for v in variants_of(job):
-        path, meta = models / f"{v.name}.onnx", models / f"{v.name}.json"
-        if path.is_file() and meta.is_file():
-            records[v.name] = json.loads(meta.read_text())
-            continue
-        if scores is None and v.criterion != "baseline":
-            scores = _scores(job, mode, base, splits, folder)
-        _log(f"{job.key}: building {v.name}")
-        rec = {"variant": asdict(v)} | _make_variant(v, job, mode, base, splits, scores, path)
-        rec |= _accuracy(path, job, mode, splits)
-        _log(f"{job.key}: {v.name}: SA {rec['sa']:.1f} RA {rec['ra']:.1f}")
-        atomic_write_text(meta, json.dumps(rec, indent=1, default=str) + "\n")
-        records[v.name] = rec
-    return records
-
-
 def _export(job: NetJob, mode: Mode, splits: Splits, folder: Path, names: list[str], n: int, tag: str) -> Path:
     bench = folder / f"bench-{tag}"
-    if not bench.is_dir():
-        timeout = mode.budget.nsat_timeout if tag == "nsat" else mode.budget.lirpa_timeout
-        export_benchmark([folder / "models" / f"{x}.onnx" for x in names], splits.verify, job.eps, n, mode.seed,
-                         bench, timeout, skip="none")
+    timeout = mode.budget.nsat_timeout if tag == "nsat" else mode.budget.lirpa_timeout
+    export_benchmark([folder / "models" / f"{x}.onnx" for x in names], splits.verify, job.eps, n, mode.seed,
+                     bench, timeout, skip="none", force=True)
     return bench
 
 
@@ -212,15 +186,6 @@ def _prune_journal(bench: Path, journal: Path) -> None:
     keep = [ln for ln in lines if json.loads(ln).get("instance") in keys]
     if len(keep) != len(lines):
         atomic_write_text(journal, "".join(keep))
-
-
-def _verify(bench: Path, backend: str, mode: Mode, journal: Path) -> list[ModelMetrics]:
-    opts = BackendOptions(method="crown")
-    _prune_journal(bench, journal)
-    # NeuralSAT runs with MIP off: the backend's default (graftonnx/verify/backends/neuralsat.py says why)
-    verify_benchmark(bench, backend, opts, journal, workers=mode.budget.workers, progress=False)
-    report = build_report([journal], bench, ReportOptions(bound=mode.budget.unr_bound))
-    return list(report.rows)
 
 
 def _row(job: NetJob, v: Variant, rec: dict[str, object], crown: ModelMetrics, nsat: ModelMetrics | None) -> Row:
@@ -238,23 +203,6 @@ def _row(job: NetJob, v: Variant, rec: dict[str, object], crown: ModelMetrics, n
                    nsat_times=nsat.times, nsat_verdicts=nsat.verdicts)
 
 
-def _claim_folder(job: NetJob, mode: Mode, folder: Path) -> None:
-    """Record the settings that fill ``folder``; refuse to resume a folder made with other settings.
-
-    Why: every model, journal and score file in the folder is cached by name only, so a run
-    with a changed budget or job (say another scoring bound) would silently reuse stale work.
-    """
-    stamp = folder / "settings.json"
-    # which rows exist is not a setting of any one row: adding rows keeps the folder (delete rows.json and
-    # bench-*/ to re-verify; models and journal lines of unchanged rows are reused)
-    rows_free = replace(job, criteria=(), ratios=(), extra=(), nsat=())
-    want = {"key": settings_key(rows_free, mode.budget, mode.seed, mode.lr, mode.finetune_lr)}
-    if stamp.is_file() and json.loads(stamp.read_text()) != want:
-        raise BadInput(f"{folder} was made with other settings: delete it or give another --out")
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, json.dumps(want) + "\n")
-
-
 def _elapsed(folder: Path, this_run: float) -> list[float]:
     """Wall seconds of every run that completed this job folder (a resumed run only does the missing work)."""
     path = folder / "elapsed.json"
@@ -262,49 +210,6 @@ def _elapsed(folder: Path, this_run: float) -> list[float]:
     runs.append(round(this_run, 1))
     atomic_write_text(path, json.dumps(runs) + "\n")
     return runs
-
-
-def run_job(job: NetJob, mode: Mode, out: Path) -> dict[str, object]:
-    """All rows of ``job`` (cached in ``out/<job.key>/rows.json`` once complete)."""
-    folder = out / job.key
-    done = folder / "rows.json"
-    if done.is_file():
-        _log(f"{job.key}: already done ({done})")
-        return json.loads(done.read_text())
-    t0 = time.perf_counter()
-    _claim_folder(job, mode, folder)
-    splits = splits_for(job, mode)
-    records = _build_models(job, mode, splits, folder)
-    variants = variants_of(job)
-    names = [v.name for v in variants]
-    nsat_names = [v.name for v in variants if (v.criterion, v.ratio) in job.nsat and v.init == job.init
-                  and v.schedule == job.schedule]
-    n_lirpa = job.lirpa_instances or mode.budget.n_lirpa
-    _log(f"{job.key}: lirpa CROWN on {n_lirpa} instances × {len(names)} models")
-    crown = {r.name: r for r in _verify(_export(job, mode, splits, folder, names, n_lirpa, "lirpa"),
-                                        "lirpa", mode, folder / "lirpa.jsonl")}
-    nsat: dict[str, ModelMetrics] = {}
-    if nsat_names:
-        n = job.nsat_instances or mode.budget.n_nsat
-        _log(f"{job.key}: NeuralSAT on {n} instances × {len(nsat_names)} models")
-        bench = _export(job, mode, splits, folder, nsat_names, n, "nsat")
-        nsat = {r.name: r for r in _verify(bench, "neuralsat", mode, folder / "nsat.jsonl")}
-    rows = []
-    for v in variants:
-        row = _row(job, v, records[v.name], crown[v.name], nsat.get(v.name))
-        path = folder / "models" / f"{v.name}.onnx"
-        sa_v, ra_v = _instance_accuracy(path, job, mode, splits, row.n_crown)
-        row = replace(row, sa_verify=sa_v, ra_verify=ra_v)
-        if row.n_nsat:
-            row = replace(row, ra_verify_nsat=_instance_accuracy(path, job, mode, splits, row.n_nsat)[1])
-        rows.append(row)
-    base = json.loads((folder / "base.json").read_text())
-    sizes = {x.site: x.size for x in crown["baseline"].unr.layers}
-    result = {"job": asdict(job), "data": splits.describe, "base": base, "layer_sizes": sizes,
-              "rows": [asdict(r) for r in rows],
-              "seconds": _elapsed(folder, time.perf_counter() - t0), "machine": machine()}
-    atomic_write_text(done, json.dumps(result, indent=1, default=str) + "\n")
-    return result
 
 
 def machine() -> dict[str, object]:

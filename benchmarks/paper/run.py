@@ -23,11 +23,12 @@ if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks.paper`` impo
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.paper.config import MODES  # noqa: E402
+from benchmarks.paper.pipeline import run_jobs  # noqa: E402
 from benchmarks.paper.plots import write_plots  # noqa: E402
-from benchmarks.paper.rows import machine, run_job  # noqa: E402
+from benchmarks.paper.rows import machine  # noqa: E402
 from benchmarks.paper.tables import results_markdown  # noqa: E402
 from graftonnx._io import atomic_write_text  # noqa: E402
-from graftonnx.errors import BadInput  # noqa: E402
+from graftonnx.errors import BadInput, GraftError  # noqa: E402
 
 __all__ = ["main", "run"]
 
@@ -49,7 +50,7 @@ def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
         results = [json.loads((out / j.key / "rows.json").read_text()) for j in jobs
                    if (out / j.key / "rows.json").is_file()]
     else:
-        results = [run_job(job, mode, out) for job in jobs]
+        results = run_jobs(jobs, mode, out)
     data = {"mode": mode_name, "jobs_planned": [j.key for j in jobs], "budget": mode.budget.__dict__,
             "seed": mode.seed, "lr": mode.lr, "finetune_lr": mode.finetune_lr, "machine": machine(), "jobs": results,
             "seconds_this_run": round(time.perf_counter() - t0, 1)}
@@ -91,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         results_json = ROOT / "benchmarks" / "results" / f"paper-{mode}.json" if mode == "full" and not args.only \
             else None
         run(mode, out, docs, results_json, tuple(args.only), args.render_only)
-    except BadInput as exc:
-        print(f"error: {exc.message if hasattr(exc, 'message') else exc}", file=sys.stderr)
-        return 2
+    except GraftError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
     print(f"[paper] wrote {docs / 'results.md'}", file=sys.stderr)
     return 0
 

@@ -1,7 +1,7 @@
 """``graftonnx finetune``: adversarially finetune a grafted model's slopes, intercepts and weights.
 
-The training flags are defined once here (:func:`train_options`) and shared with
-``graftonnx train``; they map one to one onto :class:`graftonnx.train.TrainConfig`.
+The training flags come from :class:`graftonnx.train.TrainConfig`'s knobs (:func:`train_options`)
+and are shared with ``graftonnx train``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import click
 from .._io import atomic_write, atomic_write_json, check_output_path
 from ..errors import BadInput
 from ..model import inspect_model, load_model, model_bytes
+from ..settings import from_options, options
 from ..train import TrainConfig
 from ..train.api import Outcome, finetune
 from ._base import echo_json, main
@@ -26,51 +27,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def train_options(default_epochs: int, default_lr: float) -> Callable[[F], F]:
-    """The TrainConfig flags (the data options' --seed seeds training too)."""
-    opts = [
-        click.option("--epochs", type=click.IntRange(1), default=default_epochs, show_default=True),
-        click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True),
-        click.option("--lr", type=float, default=default_lr, show_default=True, help="Learning rate of the weights."),
-        click.option("--graft-lr", type=float, default=None, help="Learning rate of grafted a, b. Default: 10 × --lr."),
-        click.option("--momentum", type=float, default=0.9, show_default=True),
-        click.option("--weight-decay", type=float, default=5e-4, show_default=True,
-                     help="Weight decay of the weights (grafted a, b get none)."),
-        click.option("--grad-align", type=float, default=0.2, show_default=True,
-                     help="GradAlign regulariser weight (0 = plain FGSM-RS training)."),
-        click.option("--fgsm-step", type=float, default=None, help="FGSM step. Default: 1.25 × --eps."),
-        click.option("--freeze-weights", is_flag=True, help="Train only the grafted slopes and intercepts."),
-        click.option("--slope-range", type=(float, float), default=(0.0, 1.0), show_default=True, metavar="LO HI",
-                     help="Clamp grafted slopes to [LO, HI] after every step."),
-        click.option("--val-fraction", type=float, default=0.1, show_default=True,
-                     help="Held-out share of --data for choosing the best epoch (by PGD robust accuracy)."),
-        click.option("--val-steps", type=click.IntRange(0), default=10, show_default=True,
-                     help="PGD steps of the per-epoch validation attack."),
-        click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-                     help="Write a checkpoint here after every epoch."),
-        click.option("--resume", is_flag=True, help="Continue the run saved in --checkpoint."),
+    """The TrainConfig knobs as flags (--eps is the command's own; the data options' --seed seeds training too)."""
+    knob_opts = options(TrainConfig, exclude=("eps", "seed"), defaults={"epochs": default_epochs, "lr": default_lr})
+    extra = [
         click.option("--results", type=click.Path(dir_okay=False), default=None,
                      help="Where to write the run record (JSON). Default: OUTPUT with suffix .train.json."),
         click.option("--force", is_flag=True, help="Overwrite existing output files."),
         click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON."),
-        click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."),
     ]
 
     def apply(fn: F) -> F:
-        for opt in reversed(opts):
+        for opt in reversed(extra):
             fn = opt(fn)
-        return fn
+        return knob_opts(fn)
 
     return apply
 
 
 def config_from(kw: dict[str, Any], eps: float) -> TrainConfig:
     """The TrainConfig for the parsed flags (validated: bad values raise BadInput)."""
-    return TrainConfig(
-        epochs=kw["epochs"], batch_size=kw["batch_size"], lr=kw["lr"], graft_lr=kw["graft_lr"],
-        momentum=kw["momentum"], weight_decay=kw["weight_decay"], eps=eps, fgsm_step=kw["fgsm_step"],
-        grad_align=kw["grad_align"], freeze_weights=kw["freeze_weights"], slope_range=tuple(kw["slope_range"]),
-        val_fraction=kw["val_fraction"], val_steps=kw["val_steps"], seed=int(kw.get("seed") or 0),
-        checkpoint=kw["checkpoint"], resume=kw["resume"], progress=kw["progress"])
+    return from_options(TrainConfig, kw, eps=eps)
 
 
 def results_path(output: str, kw: dict[str, Any]) -> Path:

@@ -34,14 +34,15 @@ def graft_cmd(model: str, output: str, plan_path: str | None, scores: str | None
 
     Without --data, inputs are sampled uniformly from --input-range (real data gives better choices).
     """
-    m, info, data, s = prepare(model, kw, (output, save_plan), force, selection=True)
+    m, data, s = prepare(model, kw, (output, save_plan), force)
+    info = m.info
     if plan_path:
         plan = GraftPlan.load(plan_path)
         table = None
     else:
         table = ScoreTable.load(scores) if scores else api.score(m, data, s, progress=progress)
         plan = api.plan(m, data, s, scores=table)
-    result = api.graft(m, data, plan=plan, settings=s, ratio=s.ratio, count=s.count, eps=s.eps)
+    result = api.graft(m, data, plan=plan)
     summary = _summary(m, result, data, s.eps, s.bound, table, progress)
     result.save(output)
     if save_plan:

@@ -27,7 +27,8 @@ __all__ = ["plan_cmd"]
 def plan_cmd(model: str, scores: str | None, output: str, force: bool, as_json: bool, progress: bool,
              **kw: Any) -> None:
     """Write a graft plan for MODEL (apply it later with `graftonnx graft MODEL --plan PLAN`)."""
-    m, info, data, s = prepare(model, kw, (output,), force, selection=True)
+    m, data, s = prepare(model, kw, (output,), force)
+    info = m.info
     table = ScoreTable.load(scores) if scores else None
     p = api.plan(m, data, s, scores=table, progress=progress)
     p.save(output)

@@ -23,7 +23,7 @@ __all__ = ["score_cmd", "print_unr"]
 @output_options
 def score_cmd(model: str, output: str | None, force: bool, as_json: bool, progress: bool, **kw: Any) -> None:
     """Score every ReLU neuron of MODEL: how often it is unstable over ε-balls, and how much it matters."""
-    m, _, data, s = prepare(model, kw, (output,), force)
+    m, data, s = prepare(model, kw, (output,), force)
     table = api.score(m, data, s, progress=progress)
     if output:
         table.save(output)

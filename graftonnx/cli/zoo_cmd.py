@@ -1,4 +1,11 @@
-"""``graftonnx zoo``: run inspect → score → graft → finetune → export → verify over many models, resumably."""
+"""``graftonnx zoo``: run inspect → score → graft → finetune → export → verify over many models, resumably.
+
+The folder-mode flags are the stages' own knobs (:mod:`graftonnx.settings`): the data
+options, the graft knobs (``--eps``, ``--criterion``, ...), and one ``--<section>-<knob>``
+flag per knob of every other section (``--finetune-epochs``, ``--export-instances``,
+``--verify-backend``), read when the command is asked for them, so a stage registered by
+a plugin shows up here without touching this file.
+"""
 
 from __future__ import annotations
 
@@ -11,34 +18,61 @@ import click
 
 from ..errors import BadInput
 from ._base import echo_json, main
-from ._data_options import data_options, parse_floats, spec_from_options
 
 __all__ = ["zoo_cmd"]
 
-#: Flags that only describe a folder's models; with a manifest they belong in its ``defaults:``.
-_FOLDER_FLAGS = ("data", "data_format", "data_labels", "layout", "scale", "mean", "std", "n", "input_range", "seed",
-                 "eps", "ratios", "criterion", "init", "bound", "epochs", "lr", "batch_size", "instances",
-                 "export_timeout", "skip", "backend", "method", "verify_timeout")
+
+def _sections() -> dict[str, type]:
+    from ..zoo.manifest import SECTIONS, extra_sections
+
+    return {k: v for k, v in SECTIONS.items() if k != "data"} | extra_sections()
+
+
+def _stage_params() -> list[click.Parameter]:
+    """Folder-mode options: data, graft knobs, --ratios, --finetune and every section's prefixed knobs."""
+    from ..data import DataSpec
+    from ..planning.settings import GraftSettings
+    from ..settings import option_list
+
+    opts: list[click.Parameter] = option_list(DataSpec, GraftSettings, exclude=("ratio", "count"), runtime=False)
+    opts.append(click.Option(["--ratios"], default="0.5", show_default=True,
+                             help="Graft ratios, comma-separated (fractions of the ReLU neurons)."))
+    opts.append(click.Option(["--finetune/--no-finetune"], default=False, show_default=True,
+                             help="Finetune every graft (with the --finetune-* knobs)."))
+    for name, cls in _sections().items():
+        owned = ("eps", "seed") if name == "finetune" else ()
+        opts += option_list(cls, prefix={cls: f"{name}-"}, exclude=[f"{name}_{k}" for k in owned], runtime=False)
+    return opts
+
+
+class _ZooCommand(click.Command):
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)  # its last one is --help
+        return [*params[:-1], *_stage_params(), *params[-1:]]
 
 
 def _template(kw: dict[str, Any]) -> Any:
     """The ModelEntry every model of a folder gets, from the flags."""
-    from ..zoo import DataConfig, ExportConfig, FinetuneConfig, ModelEntry, VerifyConfig
+    from ..data import DataSpec
+    from ..planning.settings import GraftSettings
+    from ..settings import from_options
+    from ..zoo import ModelEntry
+    from ..zoo.manifest import _ratios
 
     if kw["data"] is None:
         raise BadInput("a folder of models needs --data (labelled images for scoring, accuracy and export)")
-    spec = spec_from_options(**kw)
-    ratios = parse_floats(kw["ratios"], "--ratios") or (0.5,)
-    if any(not 0 < r <= 1 for r in ratios):
+    try:
+        ratios = tuple(float(x) for x in str(kw["ratios"]).replace(" ", "").split(",") if x)
+    except ValueError:
+        ratios = ()
+    if not ratios or _ratios(ratios):
         raise BadInput(f"--ratios {kw['ratios']}: every ratio must be in (0, 1], e.g. --ratios 0.3,0.5")
-    if not kw["eps"] > 0:
-        raise BadInput(f"--eps {kw['eps']} must be > 0 on the raw pixel scale (e.g. 0.02)")
-    data = DataConfig(kw["data"], spec.format, spec.layout, spec.scale, spec.mean, spec.std, spec.n,
-                      spec.input_range, spec.labels)
-    return ModelEntry("template", "", data, float(kw["eps"]), ratios, kw["criterion"], kw["init"], kw["bound"],
-                      spec.seed, FinetuneConfig(kw["epochs"], kw["lr"], kw["batch_size"]),
-                      ExportConfig(kw["instances"], kw["export_timeout"], kw["skip"]),
-                      VerifyConfig(kw["backend"], kw["method"], kw["verify_timeout"]))
+    sections = {n: from_options(cls, kw, prefix=f"{n}-") for n, cls in _sections().items()}
+    finetune = sections.pop("finetune") if kw["finetune"] else None
+    sections.pop("finetune", None)
+    builtin = {k: sections.pop(k) for k in ("export", "verify")}
+    return ModelEntry("template", "", ratios, from_options(GraftSettings, kw), from_options(DataSpec, kw), finetune,
+                      **builtin, extra=tuple(sorted(sections.items())))
 
 
 def _manifest(source: str, kw: dict[str, Any]) -> Any:
@@ -48,7 +82,8 @@ def _manifest(source: str, kw: dict[str, Any]) -> Any:
     if p.is_dir():
         return manifest_from_folder(p, _template(kw))
     ctx = click.get_current_context()
-    given = [n for n in _FOLDER_FLAGS if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    given = [o.name for o in _stage_params() if o.name and
+             ctx.get_parameter_source(o.name) == click.core.ParameterSource.COMMANDLINE]
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise BadInput(f"{flag} applies to a folder of models; with a manifest put it under 'defaults:' in {p}")
@@ -59,7 +94,7 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-@main.command("zoo")
+@main.command("zoo", cls=_ZooCommand)
 @click.argument("source", type=click.Path())
 @click.option("-o", "--output", "output", default="zoo-out", show_default=True, type=click.Path(),
               help="Output folder (created; an existing one is resumed from its journal.jsonl).")
@@ -72,26 +107,6 @@ def _terminate(signum: int, frame: Any) -> None:
 @click.option("--num-cpus", type=click.IntRange(1), default=2, show_default=True, help="CPUs of a local Ray.")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
               help="Torch threads per model (pinned so results match across executors).")
-@data_options
-@click.option("--eps", type=float, default=0.02, show_default=True, help="Folder mode: L∞ radius (raw pixels).")
-@click.option("--ratios", default="0.5", show_default=True, help="Folder mode: graft ratios, comma-separated.")
-@click.option("--criterion", default="combined", show_default=True, help="Folder mode: selection criterion.")
-@click.option("--init", default="fit", show_default=True, help="Folder mode: initial lines (const|zero|fit).")
-@click.option("--bound", default="ibp", show_default=True, help="Folder mode: bound method for scores and UNR.")
-@click.option("--epochs", type=click.IntRange(0), default=0, show_default=True,
-              help="Folder mode: finetune epochs (0 = no finetuning).")
-@click.option("--lr", type=float, default=0.01, show_default=True, help="Folder mode: finetune learning rate.")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
-              help="Folder mode: finetune batch size.")
-@click.option("--instances", type=click.IntRange(1), default=10, show_default=True,
-              help="Folder mode: properties exported per model.")
-@click.option("--export-timeout", type=float, default=60.0, show_default=True,
-              help="Folder mode: timeout written to instances.csv.")
-@click.option("--skip", default="misclassified", show_default=True, help="Folder mode: export skip mode.")
-@click.option("--backend", default="lirpa", show_default=True, help="Folder mode: verifier backend.")
-@click.option("--method", default="crown", show_default=True, help="Folder mode: lirpa bound method.")
-@click.option("--verify-timeout", type=float, default=60.0, show_default=True,
-              help="Folder mode: seconds per verified instance.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary rows as JSON.")
 def zoo_cmd(source: str, output: str, executor: str, workers: int, ray_address: str | None, num_cpus: int,
             threads: int, as_json: bool, **kw: Any) -> None:

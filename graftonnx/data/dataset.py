@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..settings import Settings, knob, stage
+
 __all__ = ["Dataset", "DataSpec"]
 
 
@@ -57,25 +59,59 @@ class Dataset:
         return f"{self.source} (n={len(self)}, range={list(self.input_range)}{norm})"
 
 
-@dataclass(frozen=True)
-class DataSpec:
-    """How to read a dataset source and fit it to a model input.
+def _positive(v: int) -> str | None:
+    return None if v >= 1 else "must be at least 1"
 
-    ``layout``: the model input layout, ``"auto"`` (from the model's input shape),
-    ``"nchw"``, ``"nhwc"`` or ``"flat"``.  ``scale``: ``"auto"`` (255 if the values exceed 1),
-    ``"255"`` (divide by 255) or ``"1"`` (already in [0, 1]).  ``mean``/``std``: per-channel
-    normalisation the model expects outside its graph.  ``n``: how many samples (the first n).
-    ``labels``: a separate labels file (IDX, .npy or text) that overrides the source's own labels.
-    ``input_range``: the valid raw pixel range; scaled data must lie inside it.  ``seed``:
-    for synthetic inputs (no source).
+
+def _range(v: tuple[float, float]) -> str | None:
+    return None if v[0] < v[1] else "needs LO < HI"
+
+
+def _formats() -> list[str]:
+    from .formats import DATA_FORMATS
+
+    return DATA_FORMATS.keys()
+
+
+def _layouts() -> tuple[str, ...]:
+    from .layout import MODEL_LAYOUTS
+
+    return MODEL_LAYOUTS
+
+
+def _scales() -> tuple[str, ...]:
+    from .layout import SCALES
+
+    return SCALES
+
+
+@stage("data")
+@dataclass(frozen=True)
+class DataSpec(Settings):
+    """How to read a dataset source and fit it to a model input (the ``data`` stage's settings).
+
+    ``mean``/``std`` are normalisation the model expects *outside* its graph; ``input_range``
+    is the valid raw pixel range (scaled data must lie inside it, ε-balls are clipped to it).
     """
 
-    format: str | None = None
-    layout: str = "auto"
-    scale: str = "auto"
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    n: int | None = None
-    input_range: tuple[float, float] = (0.0, 1.0)
-    seed: int = 0
-    labels: str | None = None
+    format: str | None = knob(None, "Format of --data. Default: detected from the file's content and suffix.",
+                              choices=_formats, flag="--data-format")
+    layout: str = knob("auto", "Model input layout; auto: (C,H,W)→nchw, (H,W,C)→nhwc, else flat.",
+                       choices=_layouts)
+    scale: str = knob("auto", "Divide raw values by 255 or 1; auto: 255 if values exceed 1 (16 for digits).",
+                      choices=_scales)
+    mean: tuple[float, ...] | None = knob(None, "Per-channel mean the model expects outside its graph, "
+                                                "comma-separated. Default: none.", metavar="FLOATS")
+    std: tuple[float, ...] | None = knob(None, "Per-channel std the model expects outside its graph, "
+                                               "comma-separated. Default: none.", metavar="FLOATS")
+    n: int | None = knob(None, "Use the first N samples. Default: all (100 for random inputs).", check=_positive,
+                         metavar="N")
+    input_range: tuple[float, float] = knob((0.0, 1.0), "Valid raw pixel range (after --scale); ε-balls are "
+                                                        "clipped to it.", check=_range, metavar="LO HI")
+    seed: int = knob(0, "Random seed (synthetic inputs, random selection, training, export order).")
+    labels: str | None = knob(None, "Labels file (IDX, .npy or text) overriding the source's labels. Default: the "
+                                    "source's own (for IDX, the *-labels-idx1-ubyte file next to it).",
+                              flag="--data-labels", metavar="PATH")
+    source: str | None = knob(None, "Images: a file (.npz, .npy, ERAN .csv, MNIST IDX, CIFAR batch) or a built-in "
+                                    "(digits, mnist5k). Default: none, i.e. random inputs (with a warning).",
+                              flag="--data", metavar="SOURCE")

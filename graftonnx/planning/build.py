@@ -10,8 +10,9 @@ from ..errors import BadInput
 from ..model.info import ModelInfo
 from ..scoring.table import ScoreTable
 from .init import INITS
-from .plan import PLAN_GRANULARITIES, GraftPlan, LayerPlan, Provenance, site_granularity
-from .select import Selection, select_units
+from .plan import GraftPlan, LayerPlan, Provenance, site_granularity
+from .select import select_units
+from .settings import GraftSettings
 
 __all__ = ["resolve_layers", "make_plan"]
 
@@ -34,31 +35,26 @@ def resolve_layers(info: ModelInfo, layers: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def make_plan(table: ScoreTable, info: ModelInfo, sel: Selection, *, granularity: str = "neuron",
-              init: str = "const", layers: Sequence[str] | None = None,
+def make_plan(table: ScoreTable, info: ModelInfo, settings: GraftSettings,
               activations: dict[str, np.ndarray] | None = None, provenance: Provenance | None = None) -> GraftPlan:
-    """Choose units by ``sel`` over the ``layers`` (default all) and give them initial lines.
+    """Choose units by ``settings`` over its ``layers`` (default all) and give them initial lines.
 
-    ``activations`` (site → (N, size) pre-activations on the data) is needed for ``init="fit"``.
-    The ``prune`` criterion always uses a = b = 0 and marks the lines fixed.  ``granularity``
-    ``auto`` grafts channels of conv feature maps and neurons of flat sites; a ``ratio`` is a
-    fraction of neurons whatever the units are.
+    ``activations`` (site → (N, size) pre-activations on the data) is needed when the line
+    rule is ``fit``.  The selection policy may impose its own line (``prune``: a = b = 0,
+    fixed).  ``granularity`` ``auto`` grafts channels of conv feature maps and neurons of
+    flat sites; a ``ratio`` is a fraction of neurons whatever the units are.
     """
-    if granularity not in PLAN_GRANULARITIES:
-        raise BadInput(f"--granularity {granularity!r} must be one of {', '.join(PLAN_GRANULARITIES)}")
-    if sel.criterion == "prune":
-        init = "zero"
-    init_fn = INITS.get(init)
-    if init == "fit" and activations is None:
+    init_fn, fixed = INITS.get(settings.line), settings.policy.fixed
+    if settings.line == "fit" and activations is None:
         raise BadInput("--init fit needs data to observe pre-activations: pass --data")
-    names = resolve_layers(info, layers)
-    grans = [site_granularity(granularity, info.site(n).shape) for n in names]
+    names = resolve_layers(info, settings.layers)
+    grans = [site_granularity(settings.granularity, info.site(n).shape) for n in names]
     pairs, weights = [], []
     for name, gran in zip(names, grans, strict=True):
         s, site = table.site(name), info.site(name)
         pairs.append(s.per_channel() if gran == "channel" else (s.instability, s.significance))
         weights.append(np.full(pairs[-1][0].size, site.per_channel if gran == "channel" else 1))
-    chosen = select_units([p[0] for p in pairs], [p[1] for p in pairs], sel, weights)
+    chosen = select_units([p[0] for p in pairs], [p[1] for p in pairs], settings, weights)
     out = []
     for name, gran, idx in zip(names, grans, chosen, strict=True):
         if idx.size == 0:
@@ -71,5 +67,5 @@ def make_plan(table: ScoreTable, info: ModelInfo, sel: Selection, *, granularity
             z = zs[:, idx, :]
         a, b = init_fn(z, idx.size)
         out.append(LayerPlan(name, gran, tuple(int(i) for i in idx), tuple(float(v) for v in a),
-                             tuple(float(v) for v in b), fixed=sel.criterion == "prune"))
-    return GraftPlan(tuple(out), provenance or Provenance())
+                             tuple(float(v) for v in b), fixed=fixed))
+    return GraftPlan(tuple(out), provenance or Provenance(settings=settings))

@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text
 from ..errors import BadInput
 from ..model.info import ModelInfo
+from ..settings import to_dict
+from .settings import GraftSettings
 
 __all__ = ["LayerPlan", "Provenance", "GraftPlan", "PLAN_FORMAT", "GRANULARITIES", "PLAN_GRANULARITIES",
            "site_granularity"]
@@ -63,25 +65,41 @@ class LayerPlan:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a plan came from; recorded in the grafted model's metadata too."""
+    """Where a plan came from; recorded in the grafted model's metadata too.
+
+    Stored flat (JSON): the four keys below plus every knob of the :class:`GraftSettings`
+    that made the plan, so a new knob is recorded without touching this class.
+    """
 
     model: str = ""
-    criterion: str = ""
-    ratio: float | None = None
-    count: int | None = None
-    scope: str = "global"
-    granularity: str = "neuron"
-    eps: float | None = None
-    bound: str = ""
-    significance: str = ""
     dataset: str = ""
-    init: str = ""
-    seed: int | None = None
     tool_version: str = ""
-    stages: int | None = None
-    schedule: str = ""
     #: what ``ratio`` is a fraction of: "neurons" (every granularity; channels weigh their positions)
     ratio_counts: str = ""
+    settings: GraftSettings | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"model": self.model, "dataset": self.dataset, "tool_version": self.tool_version,
+                             "ratio_counts": self.ratio_counts}
+        if self.settings is not None:
+            d |= to_dict(self.settings) | {"init": self.settings.line}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str) -> Provenance:
+        if not isinstance(d, dict):
+            raise BadInput(f"{where}: provenance must be a mapping, got {d!r}")
+        own = {k: d.get(k, "") for k in ("model", "dataset", "tool_version", "ratio_counts")}
+        rest = {k: v for k, v in d.items() if k not in own and v not in (None, "")}
+        known = {f.name for f in fields(GraftSettings)}
+        unknown = sorted(set(rest) - known)
+        if unknown:
+            raise BadInput(f"{where}: unknown provenance key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        try:
+            settings = GraftSettings(**rest) if rest else None
+        except BadInput as exc:
+            raise BadInput(f"{where}: provenance {exc.message}") from None
+        return cls(**{k: str(v) for k, v in own.items()}, settings=settings)
 
 
 @dataclass(frozen=True)
@@ -109,7 +127,7 @@ class GraftPlan:
 
     # --- JSON -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"format": PLAN_FORMAT, "version": PLAN_VERSION, "provenance": asdict(self.provenance),
+        return {"format": PLAN_FORMAT, "version": PLAN_VERSION, "provenance": self.provenance.to_dict(),
                 "layers": [asdict(lp) | {"indices": list(lp.indices), "a": list(lp.a), "b": list(lp.b)}
                            for lp in self.layers]}
 
@@ -123,8 +141,8 @@ class GraftPlan:
         if d.get("version") != PLAN_VERSION:
             raise BadInput(f"{where} has plan version {d.get('version')!r}; "
                            f"this graftonnx reads version {PLAN_VERSION}")
+        prov = Provenance.from_dict(d.get("provenance", {}), where)
         try:
-            prov = Provenance(**d.get("provenance", {}))
             layers = tuple(
                 LayerPlan(site=str(ld["site"]), granularity=str(ld.get("granularity", "neuron")),
                           indices=tuple(int(i) for i in ld["indices"]), a=tuple(float(v) for v in ld["a"]),

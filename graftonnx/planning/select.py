@@ -22,39 +22,75 @@ import numpy as np
 
 from ..errors import BadInput
 from ..registry import Registry
+from ..settings import Settings, knob, stage
 
-__all__ = ["Selection", "SELECTORS", "SCHEDULES", "rank_normalise", "lambda_schedule", "slice_sizes", "select_units",
-           "count_for"]
+__all__ = ["Selection", "Criterion", "SELECTORS", "SCHEDULES", "rank_normalise", "lambda_schedule", "slice_sizes",
+           "select_units", "count_for"]
 
 #: How the λ slices are laid out: over the K requested picks, or over all units (nested plans).
 SCHEDULES = ("target", "total")
+#: Rank all layers' units together, or graft the same ratio in each layer.
+SCOPES = ("global", "per-layer")
+DEFAULT_RATIO = 0.5
 
 
+def _ratio(v: float) -> str | None:
+    return None if 0.0 <= v <= 1.0 else "is outside [0, 1]: it is the fraction of neurons to graft"
+
+
+def _count(v: int) -> str | None:
+    return None if v >= 0 else "is negative: give how many units to graft"
+
+
+def _stages(v: int) -> str | None:
+    return None if v >= 1 else "must be at least 1"
+
+
+def _criteria() -> list[str]:
+    return SELECTORS.keys()
+
+
+def _granularities() -> tuple[str, ...]:
+    from .plan import PLAN_GRANULARITIES
+
+    return PLAN_GRANULARITIES
+
+
+@stage("select")
 @dataclass(frozen=True)
-class Selection:
-    """How many units to choose and how: the knobs of ``graftonnx plan``."""
+class Selection(Settings):
+    """Which units to graft and how many: the ``select`` stage's settings."""
 
-    criterion: str = "combined"
-    ratio: float | None = None
-    count: int | None = None
-    scope: str = "global"
-    stages: int = 5
-    seed: int = 0
-    schedule: str = "target"
+    criterion: str = knob("combined", "combined = λ·instability + (1−λ)·insignificance with λ 1→0; baselines: "
+                                      "instability, significance, random (seeded), prune (a = b = 0, fixed).",
+                          choices=_criteria)
+    ratio: float | None = knob(None, "Fraction of the ReLU *neurons* to graft, in [0, 1], whatever --granularity "
+                                     "grafts (a channel counts for all its positions); default 0.5 unless --count "
+                                     "is given.", check=_ratio)
+    count: int | None = knob(None, "Number of units (neurons, or channels with --granularity channel) to graft "
+                                   "instead.", check=_count)
+    scope: str = knob("global", "Rank all layers together, or graft the same ratio in each layer.", choices=SCOPES)
+    granularity: str = knob("neuron", "Graft single neurons, whole channels of conv layers, or auto: channels on "
+                                      "conv feature maps (their graft has a Conv form that α,β-CROWN and auto_LiRPA "
+                                      "bound in fast patches mode), neurons on flat layers.", choices=_granularities)
+    layers: tuple[str, ...] | None = knob(None, "Comma-separated ReLU site names or indices to restrict to.")
+    stages: int = knob(5, "Slices of the λ schedule for --criterion combined.", check=_stages)
+    seed: int = knob(0, "Random seed (random selection, synthetic inputs, training, export order).")
+    schedule: str = knob("target", "λ slices over the K picks (target: every graft ends at λ = 0, keeps accuracy) "
+                                   "or over all units (total: λ follows the fraction of the network grafted, plans "
+                                   "are nested; verified far more on a hard-to-verify CNN after finetuning).",
+                         choices=SCHEDULES)
 
-    def __post_init__(self) -> None:
-        if (self.ratio is None) == (self.count is None):
+    def cross_check(self) -> None:
+        if self.ratio is not None and self.count is not None:
             raise BadInput("give exactly one of --ratio or --count")
-        if self.ratio is not None and not 0.0 <= self.ratio <= 1.0:
-            raise BadInput(f"--ratio {self.ratio} is outside [0, 1]: it is the fraction of units to graft")
-        if self.count is not None and self.count < 0:
-            raise BadInput(f"--count {self.count} is negative: give how many units to graft")
-        if self.scope not in ("global", "per-layer"):
-            raise BadInput(f"scope {self.scope!r} must be global or per-layer")
-        if self.stages < 1:
-            raise BadInput("--stages must be at least 1")
-        if self.schedule not in SCHEDULES:
-            raise BadInput(f"--schedule {self.schedule!r} must be one of {', '.join(SCHEDULES)}")
+        if self.ratio is None and self.count is None:
+            object.__setattr__(self, "ratio", DEFAULT_RATIO)
+        super().cross_check()
+
+    @property
+    def policy(self) -> Criterion:
+        return SELECTORS.get(self.criterion)
 
 
 def rank_normalise(scores: np.ndarray) -> np.ndarray:
@@ -87,8 +123,24 @@ def count_for(units: int, sel: Selection) -> int:
 
 
 Selector = Callable[[np.ndarray, np.ndarray, int, Selection], np.ndarray]
-#: criterion name → ``fn(s_u, s_i, k, sel) -> chosen unit indices`` (s_u, s_i rank-normalised).
-SELECTORS: Registry[Selector] = Registry("criterion")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A selection policy: how units are picked, and the line rule it imposes on them.
+
+    ``pick(s_u, s_i, k, sel)`` returns chosen unit indices (s_u, s_i rank-normalised);
+    ``line`` names the init every pick gets whatever ``--init`` says (``zero`` for the
+    pruning baseline), and ``fixed`` lines are never trained.
+    """
+
+    pick: Selector
+    line: str | None = None
+    fixed: bool = False
+
+
+#: criterion name → :class:`Criterion`.
+SELECTORS: Registry[Criterion] = Registry("criterion")
 
 
 def slice_sizes(k: int, units: int, stages: int, schedule: str = "target") -> list[int]:
@@ -114,25 +166,29 @@ def _staged(s_u: np.ndarray, s_i: np.ndarray, sizes: Sequence[int], lambdas: Seq
     return np.flatnonzero(chosen)
 
 
-@SELECTORS.register("combined", "prune")
 def _combined(s_u: np.ndarray, s_i: np.ndarray, k: int, sel: Selection) -> np.ndarray:
     return _staged(s_u, s_i, slice_sizes(k, s_u.size, sel.stages, sel.schedule), lambda_schedule(sel.stages))
 
 
-@SELECTORS.register("instability")
 def _instability(s_u: np.ndarray, s_i: np.ndarray, k: int, sel: Selection) -> np.ndarray:
     return _staged(s_u, s_i, [k], [1.0])
 
 
-@SELECTORS.register("significance")
 def _significance(s_u: np.ndarray, s_i: np.ndarray, k: int, sel: Selection) -> np.ndarray:
     return _staged(s_u, s_i, [k], [0.0])
 
 
-@SELECTORS.register("random")
 def _random(s_u: np.ndarray, s_i: np.ndarray, k: int, sel: Selection) -> np.ndarray:
     rng = np.random.default_rng(sel.seed)
     return np.sort(rng.choice(s_u.size, size=k, replace=False))
+
+
+SELECTORS.register("combined")(Criterion(_combined))
+SELECTORS.register("instability")(Criterion(_instability))
+SELECTORS.register("significance")(Criterion(_significance))
+SELECTORS.register("random")(Criterion(_random))
+#: the pruning baseline (paper Table 5): the combined picks, lines a = b = 0, never trained
+SELECTORS.register("prune")(Criterion(_combined, line="zero", fixed=True))
 
 
 def _weighted_count(fn: Selector, s_u: np.ndarray, s_i: np.ndarray, w: np.ndarray, sel: Selection) -> int:
@@ -164,7 +220,7 @@ def select_units(instability: Sequence[np.ndarray], significance: Sequence[np.nd
     make a ``ratio`` count neurons rather than units when units differ in size (channels of
     different layers, or channels beside neurons); ``count`` always counts units.
     """
-    fn = SELECTORS.get(sel.criterion)
+    fn = SELECTORS.get(sel.criterion).pick
     if sel.scope == "per-layer":  # within one site every unit weighs the same
         return [np.sort(fn(rank_normalise(u), rank_normalise(i), count_for(u.size, sel), sel))
                 for u, i in zip(instability, significance, strict=True)]

@@ -17,7 +17,6 @@ Form (specs/rewrite.md has the full specification and the reasons)::
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import numpy as np
 import onnx
@@ -120,4 +119,4 @@ def apply_plan(model: onnx.ModelProto, plan: GraftPlan, info: ModelInfo | None =
     graph = gs.import_onnx(model)
     relus = {n.name: n for n in graph.nodes if n.op == "Relu"}
     records = [_graft_site(graph, relus[lp.site], lp, info.site(lp.site)) for lp in plan.layers if lp.indices]
-    return export_like(graph, model, _metadata(model, records, asdict(plan.provenance)), "grafted")
+    return export_like(graph, model, _metadata(model, records, plan.provenance.to_dict()), "grafted")

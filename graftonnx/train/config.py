@@ -6,21 +6,36 @@ continues the *same* run, and a results JSON must say exactly how a model was ma
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import BadInput
+from ..settings import Settings, knob, knobs, stage
 
 __all__ = ["TrainConfig", "RUNTIME_FIELDS"]
 
-#: Fields that do not change the result: a resumed run may differ in these only.
-RUNTIME_FIELDS = frozenset({"checkpoint", "resume", "progress", "epochs_run_limit"})
 
 
+def _min(lo: float, strict: bool = False) -> Any:
+    def check(v: float) -> str | None:
+        ok = v > lo if strict else v >= lo
+        return None if ok else f"must be {'>' if strict else '≥'} {lo:g}"
+
+    return check
+
+
+def _below_one(v: float) -> str | None:
+    return None if 0 <= v < 1 else "must be in [0, 1)"
+
+
+def _lo_hi(v: tuple[float, float]) -> str | None:
+    return None if v[0] <= v[1] else "needs LO ≤ HI"
+
+
+@stage("train")
 @dataclass(frozen=True)
-class TrainConfig:
-    """FAT (FGSM-RS) + GradAlign training with SGD, momentum and a cosine schedule.
+class TrainConfig(Settings):
+    """FAT (FGSM-RS) + GradAlign training with SGD, momentum and a cosine schedule (the ``train`` stage).
 
     ``eps`` is on the raw pixel scale (0 = clean training).  ``graft_lr`` defaults to
     10× ``lr`` (the paper tunes slopes/intercepts faster than weights) and grafted
@@ -29,28 +44,33 @@ class TrainConfig:
     (``val_steps`` × ``val_restarts``), or by clean accuracy when ``eps`` is 0.
     """
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.01
-    graft_lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    eps: float = 0.0
-    fgsm_step: float | None = None
-    grad_align: float = 0.2
-    freeze_weights: bool = False
-    slope_range: tuple[float, float] = (0.0, 1.0)
-    val_fraction: float = 0.1
-    val_steps: int = 10
-    val_restarts: int = 1
-    seed: int = 0
-    checkpoint: str | None = None
-    resume: bool = False
-    progress: bool = True
-    epochs_run_limit: int | None = None
+    epochs: int = knob(10, "Training epochs.", check=_min(1))
+    batch_size: int = knob(128, "Training batch size.", check=_min(1))
+    lr: float = knob(0.01, "Learning rate of the weights.", check=_min(0))
+    graft_lr: float | None = knob(None, "Learning rate of grafted a, b. Default: 10 × --lr.", check=_min(0))
+    momentum: float = knob(0.9, "SGD momentum.", check=_below_one)
+    weight_decay: float = knob(5e-4, "Weight decay of the weights (grafted a, b get none).", check=_min(0))
+    eps: float = knob(0.0, "L∞ training radius on the raw pixel scale (0 = clean training).", check=_min(0))
+    fgsm_step: float | None = knob(None, "FGSM step. Default: 1.25 × --eps.", check=_min(0))
+    grad_align: float = knob(0.2, "GradAlign regulariser weight (0 = plain FGSM-RS training).", check=_min(0))
+    freeze_weights: bool = knob(False, "Train only the grafted slopes and intercepts.")
+    slope_range: tuple[float, float] = knob((0.0, 1.0), "Clamp grafted slopes to [LO, HI] after every step.",
+                                            check=_lo_hi, metavar="LO HI")
+    val_fraction: float = knob(0.1, "Held-out share of --data for choosing the best epoch (by PGD robust "
+                                    "accuracy).", check=_below_one)
+    val_steps: int = knob(10, "PGD steps of the per-epoch validation attack.", check=_min(0))
+    val_restarts: int = knob(1, "PGD restarts of the per-epoch validation attack.", check=_min(1))
+    seed: int = knob(0, "Random seed (random selection, synthetic inputs, training, export order).")
+    checkpoint: str | None = knob(None, "Write a checkpoint here after every epoch.", runtime=True, metavar="PATH")
+    resume: bool = knob(False, "Continue the run saved in --checkpoint.", runtime=True)
+    progress: bool = knob(True, "Show a progress bar.", runtime=True)
+    epochs_run_limit: int | None = knob(None, "Stop after this many epochs in this process.", runtime=True,
+                                        cli=False)
 
-    def __post_init__(self) -> None:
-        self.validate()
+    def cross_check(self) -> None:
+        if self.resume and not self.checkpoint:
+            raise BadInput("--resume needs --checkpoint PATH to resume from")
+        super().cross_check()
 
     @property
     def graft_learning_rate(self) -> float:
@@ -59,28 +79,6 @@ class TrainConfig:
     @property
     def fgsm_alpha(self) -> float:
         return 1.25 * self.eps if self.fgsm_step is None else self.fgsm_step
-
-    def validate(self) -> None:
-        """Reject impossible settings with the flag to fix (BadInput)."""
-        checks = [
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.lr >= 0 and math.isfinite(self.lr), f"--lr must be a finite number ≥ 0, got {self.lr}"),
-            (self.graft_lr is None or self.graft_lr >= 0, f"--graft-lr must be ≥ 0, got {self.graft_lr}"),
-            (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, f"--weight-decay must be ≥ 0, got {self.weight_decay}"),
-            (self.eps >= 0 and math.isfinite(self.eps), f"--eps must be a finite number ≥ 0, got {self.eps}"),
-            (self.grad_align >= 0, f"--grad-align must be ≥ 0, got {self.grad_align}"),
-            (self.slope_range[0] <= self.slope_range[1],
-             f"--slope-range LO HI needs LO ≤ HI, got {self.slope_range[0]} {self.slope_range[1]}"),
-            (0 <= self.val_fraction < 1, f"--val-fraction must be in [0, 1), got {self.val_fraction}"),
-            (self.val_steps >= 0 and self.val_restarts >= 1,
-             "--val-steps must be ≥ 0 and --val-restarts ≥ 1"),
-            (not self.resume or self.checkpoint, "--resume needs --checkpoint PATH to resume from"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise BadInput(message)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -92,3 +90,7 @@ class TrainConfig:
     def result_fields(self) -> dict[str, Any]:
         """The settings that determine the result (what a resumed run must match)."""
         return {f.name: self.to_dict()[f.name] for f in fields(self) if f.name not in RUNTIME_FIELDS}
+
+
+#: Fields that do not change the result: a resumed run may differ in these only.
+RUNTIME_FIELDS = frozenset(f.name for f, k in knobs(TrainConfig) if k.runtime)

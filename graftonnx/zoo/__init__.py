@@ -16,26 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_json, atomic_write_text
-from ..errors import BadInput
-from .executors import EXECUTORS, ExecutorConfig, make_executor
-from .journal import DONE, FAILED, StepRecord, ZooJournal
-from .manifest import (
-    DataConfig,
-    ExportConfig,
-    FinetuneConfig,
-    Manifest,
-    ModelEntry,
-    VerifyConfig,
-    load_manifest,
-    manifest_from_folder,
+from ..engine import (
+    DONE,
+    EXECUTORS,
+    FAILED,
+    ExecutorConfig,
+    Outcome,
+    StepRecord,
+    check_out_folder,
+    make_jobs,
+    run_batch,
 )
-from .pipeline import ModelJob, ModelOutcome, run_model, step_names, sweep_temporaries, variant_names
+from ..errors import BadInput
+from .manifest import Manifest, ModelEntry, load_manifest, manifest_from_folder
+from .pipeline import step_names, variant_names, zoo_steps
 
 __all__ = ["run_zoo", "ZooResult", "SummaryRow", "build_summary", "summary_markdown", "check_out_folder",
-           "SUMMARY_FORMAT", "EXECUTORS", "ExecutorConfig", "make_executor", "ZooJournal", "StepRecord", "DONE",
-           "FAILED", "DataConfig", "ExportConfig", "FinetuneConfig", "Manifest", "ModelEntry", "VerifyConfig",
-           "load_manifest", "manifest_from_folder", "ModelJob", "ModelOutcome", "run_model", "step_names",
-           "variant_names"]
+           "SUMMARY_FORMAT", "EXECUTORS", "ExecutorConfig", "DONE", "FAILED", "Manifest", "ModelEntry",
+           "load_manifest", "manifest_from_folder", "step_names", "variant_names", "zoo_steps"]
 
 SUMMARY_FORMAT = "graftonnx-zoo-summary"
 
@@ -60,38 +58,12 @@ class SummaryRow:
 @dataclass(frozen=True)
 class ZooResult:
     rows: tuple[SummaryRow, ...]
-    outcomes: tuple[ModelOutcome, ...]
+    outcomes: tuple[Outcome, ...]
     out: Path
 
     @property
     def failed(self) -> tuple[str, ...]:
         return tuple(sorted({r.model for r in self.rows if r.status == FAILED}))
-
-
-def check_out_folder(out: str | os.PathLike[str]) -> Path:
-    """Create ``out`` (its parent must exist) or reuse it to resume; fail early when it cannot hold results."""
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise BadInput(f"output {p} exists and is not a folder: choose another -o")
-    if not p.parent.is_dir():
-        raise BadInput(f"output folder's parent {p.parent} does not exist or is not a folder: create it first "
-                       "or choose another -o")
-    try:
-        p.mkdir(exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"cannot create output folder {p}: {exc.strerror}; choose a writable -o") from None
-    if not os.access(p, os.W_OK):
-        raise BadInput(f"output folder {p} is not writable: choose another -o")
-    return p
-
-
-def _check_journal(manifest: Manifest, journal: ZooJournal) -> None:
-    """A journal holding the same model name under other settings would mix results: refuse before any work."""
-    fps = {e.name: e.fingerprint() for e in manifest.entries}
-    for r in journal.records():
-        if r.model in fps and r.fingerprint != fps[r.model]:
-            raise BadInput(f"{journal.path} holds results for model {r.model!r} run with other settings: keep the "
-                           "old manifest to resume, or choose a new -o for the changed settings")
 
 
 def _write(path: Path, write: Callable[[Path], None]) -> None:
@@ -105,28 +77,18 @@ def _write(path: Path, write: Callable[[Path], None]) -> None:
 
 def run_zoo(manifest: Manifest, out: str | os.PathLike[str], executor: str = "local",
             cfg: ExecutorConfig | None = None, threads: int = 1,
-            on_outcome: Callable[[ModelOutcome], None] | None = None) -> ZooResult:
+            on_outcome: Callable[[Outcome], None] | None = None) -> ZooResult:
     """Run (or resume) every model of ``manifest`` into ``out``; write summary.md/.json; return the rows."""
-    cfg = cfg or ExecutorConfig()
-    ex = make_executor(executor, cfg)
     root = check_out_folder(out)
-    sweep_temporaries(root)
-    journal = ZooJournal(root / "journal.jsonl")
-    _check_journal(manifest, journal)
+    jobs = make_jobs("zoo", [(e.name, e) for e in manifest.entries], root, threads)
     _write(root / "manifest.json", lambda p: atomic_write_json(p, {"source": manifest.source, "models": [
         e.to_json() for e in manifest.entries]}))
-    jobs = [ModelJob(e, str(root.resolve()), str(journal.path.resolve()), threads) for e in manifest.entries]
-    outcomes = []
-    for outcome in ex.run(jobs):
-        outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
+    outcomes, journal = run_batch(jobs, root, executor, cfg, on_outcome)
     rows = build_summary(manifest, journal.records())
     _write(root / "summary.json", lambda p: atomic_write_json(p, {"format": SUMMARY_FORMAT,
                                                                    "rows": [asdict(r) for r in rows]}))
     _write(root / "summary.md", lambda p: atomic_write_text(p, summary_markdown(rows)))
-    order = {e.name: i for i, e in enumerate(manifest.entries)}
-    return ZooResult(tuple(rows), tuple(sorted(outcomes, key=lambda o: order[o.model])), root)
+    return ZooResult(tuple(rows), tuple(outcomes), root)
 
 
 def _latest(entry: ModelEntry, records: list[StepRecord]) -> tuple[dict[str, StepRecord], str]:
@@ -154,7 +116,7 @@ def _model_rows(entry: ModelEntry, records: list[StepRecord]) -> list[SummaryRow
     rows = []
     for i, variant in enumerate(variant_names(entry)):
         ratio = None if i == 0 else entry.ratios[i - 1]
-        step = "score" if ratio is None else (f"finetune:{ratio:g}" if entry.finetune.epochs > 0 else
+        step = "score" if ratio is None else (f"finetune:{ratio:g}" if entry.finetune is not None else
                                               f"graft:{ratio:g}")
         m = done[step].metrics if step in done else {}
         v: dict[str, Any] = verify.get(variant, {})

@@ -9,94 +9,94 @@ section; relative paths are relative to the manifest's folder.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..bench.settings import ExportSettings
 from ..data.dataset import DataSpec
+from ..engine import fingerprint
 from ..errors import BadInput
+from ..planning.settings import GraftSettings
+from ..settings import STAGES, knobs, parse, to_dict
+from ..train.config import TrainConfig
+from ..verify.settings import VerifySettings
 
-__all__ = ["DataConfig", "FinetuneConfig", "ExportConfig", "VerifyConfig", "ModelEntry", "Manifest",
-           "load_manifest", "manifest_from_folder", "SECTIONS"]
+__all__ = ["ModelEntry", "Manifest", "load_manifest", "manifest_from_folder", "SECTIONS", "TOP_KEYS",
+           "extra_sections"]
 
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Dataset source plus the DataSpec fields (mean/std are normalisation *outside* the graph)."""
-
-    source: str | None = None
-    format: str | None = None
-    layout: str = "auto"
-    scale: str = "auto"
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    n: int | None = None
-    input_range: tuple[float, float] = (0.0, 1.0)
-    labels: str | None = None
-
-    def spec(self, seed: int) -> DataSpec:
-        return DataSpec(self.format, self.layout, self.scale, self.mean, self.std, self.n, self.input_range, seed,
-                        self.labels)
+#: Stages whose knobs are an entry's top-level keys (``ratio``/``count``: ``ratios`` sweeps them).
+GRAFT_STAGES = ("score", "select", "init")
+#: Entry sections of the built-in stages; every other registered stage is a section under its own name.
+SECTIONS: dict[str, type] = {"data": DataSpec, "finetune": TrainConfig, "export": ExportSettings,
+                             "verify": VerifySettings}
+#: Keys a section may not set: the entry's top level owns them (one ε and one seed per model).
+_OWNED = {"data": ("seed", ), "finetune": ("eps", "seed"), "export": (), "verify": ()}
+TOP_KEYS = tuple(f.name for f, _ in knobs(GraftSettings, runtime=False) if f.name not in ("ratio", "count"))
+_BUILTIN_STAGES = frozenset({*GRAFT_STAGES, "data", "train", "export", "verify"})
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Adversarial finetuning after grafting; ``epochs: 0`` skips the step."""
-
-    epochs: int = 0
-    lr: float = 0.01
-    batch_size: int = 64
+def extra_sections() -> dict[str, type]:
+    """Registered stages beyond the built-in ones (plugins, tests): each is an entry section of its name."""
+    return {name: STAGES.get(name) for name in STAGES if name not in _BUILTIN_STAGES}
 
 
-@dataclass(frozen=True)
-class ExportConfig:
-    """How many properties to export per model, their timeout and which images to skip."""
-
-    instances: int = 10
-    timeout: float = 60.0
-    skip: str = "misclassified"
-
-
-@dataclass(frozen=True)
-class VerifyConfig:
-    """Verifier backend (a key of BACKENDS), lirpa bound method and per-instance timeout."""
-
-    backend: str = "lirpa"
-    method: str = "crown"
-    timeout: float = 60.0
+def _ratios(v: Any) -> str | None:
+    ok = isinstance(v, tuple) and v and all(0 < r <= 1 for r in v)
+    return None if ok else f"expected ratios in (0, 1], e.g. [0.3, 0.5], got {list(v) if isinstance(v, tuple) else v!r}"
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """Everything one model's run depends on; its :meth:`fingerprint` keys the journal."""
+    """Everything one model's run depends on; its :meth:`fingerprint` keys the journal.
+
+    ``graft`` holds the entry's top-level keys (score, select and init knobs); ``finetune``
+    is None when the model is not finetuned; ``extra`` holds the sections of stages
+    registered beyond the built-in ones, by name.
+    """
 
     name: str
     path: str
-    data: DataConfig = field(default_factory=DataConfig)
-    eps: float = 0.02
     ratios: tuple[float, ...] = (0.5,)
-    criterion: str = "combined"
-    schedule: str = "target"
-    init: str = "fit"
-    bound: str = "ibp"
-    seed: int = 0
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
-    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    graft: GraftSettings = field(default_factory=GraftSettings)
+    data: DataSpec = field(default_factory=DataSpec)
+    finetune: TrainConfig | None = None
+    export: ExportSettings = field(default_factory=ExportSettings)
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def eps(self) -> float:
+        return self.graft.eps
+
+    @property
+    def seed(self) -> int:
+        return self.graft.seed
+
+    def data_spec(self) -> DataSpec:
+        return replace(self.data, seed=self.graft.seed)
+
+    def train_config(self) -> TrainConfig | None:
+        if self.finetune is None:
+            return None
+        return replace(self.finetune, eps=self.graft.eps, seed=self.graft.seed, progress=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out: dict[str, Any] = {"name": self.name, "path": self.path, "ratios": list(self.ratios)}
+        out |= {k: v for k, v in to_dict(self.graft).items() if k in TOP_KEYS}
+        for key in SECTIONS:
+            section = getattr(self, key)
+            out[key] = None if section is None else to_dict(section)
+        return out | {name: to_dict(s) for name, s in self.extra}
 
     def fingerprint(self) -> str:
         """A short hash of every setting (not the file's bytes: moving the out folder must not invalidate it)."""
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+        return fingerprint(self.to_json())
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,6 @@ class Manifest:
 
     entries: tuple[ModelEntry, ...]
     source: str
-
-
-#: Nested sections of an entry and their dataclasses.
-SECTIONS: dict[str, type] = {"data": DataConfig, "finetune": FinetuneConfig, "export": ExportConfig,
-                             "verify": VerifyConfig}
-_TOP = {f.name for f in fields(ModelEntry)} - {"name", "path"}
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class _Where:
@@ -143,94 +136,42 @@ def _plain(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], 
     return yaml.safe_load(yaml.serialize(node))  # scalars: the usual YAML typing
 
 
-#: Field → kind: str / str? (may be null) / int0 (>= 0) / int+ / int? / float+ / floats? / range / ratios.
-_KINDS = {"source": "str?", "format": "str?", "layout": "str", "scale": "str", "mean": "floats?", "std": "floats?",
-          "n": "int?", "input_range": "range", "labels": "str?", "epochs": "int0", "lr": "float+",
-          "batch_size": "int+", "instances": "int+", "timeout": "float+", "skip": "str", "backend": "str",
-          "method": "str", "eps": "float+", "ratios": "ratios", "criterion": "str", "schedule": "str", "init": "str",
-          "bound": "str",
-          "seed": "int0"}
+def _section(name: str, cls: type, raw: dict[str, Any], defaults: dict[str, Any], where: _Where,
+             path: tuple[Any, ...], base: Any = None) -> Any:
+    """One section: the defaults' mapping checked at its own lines, then the entry's merged over it."""
+    d, r = defaults.get(name) or {}, raw.get(name) or {}
+    for src, m in ((("defaults", name), d), ((*path, name), r)):
+        if not isinstance(m, dict):
+            raise where.fail(src, f"expected a mapping, got {m!r}")
+        owned = [k for k in m if k in _OWNED.get(name, ())]
+        if owned:
+            raise where.fail((*src, owned[0]), f"set {owned[0]!r} at the entry's top level, not under {name!r}")
+    parse(cls, d, lambda k, msg: where.fail(("defaults", name, *((k,) if k else ())), msg), base)
+
+    def fail(key: str | None, msg: str) -> BadInput:
+        mine = key is None or key in r
+        return where.fail(((*path, name) if mine else ("defaults", name)) + ((key,) if key else ()), msg)
+
+    return parse(cls, {**d, **r}, fail, base)
 
 
-def _num(v: Any, kind: type, where: _Where, path: tuple[Any, ...]) -> Any:
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and (kind is float or isinstance(v, int))
-    if not ok or (kind is float and not math.isfinite(float(v))):
-        raise where.fail(path, f"expected {'an integer' if kind is int else 'a finite number'}, got {v!r}")
-    return kind(v)
+def _graft(raw: dict[str, Any], defaults: dict[str, Any], where: _Where, path: tuple[Any, ...]) -> GraftSettings:
+    merged = {k: raw.get(k, defaults.get(k)) for k in TOP_KEYS if k in raw or k in defaults}
+
+    def fail(key: str | None, msg: str) -> BadInput:
+        return where.fail((*path, key) if key is None or key in raw else ("defaults", key), msg)
+
+    return parse(GraftSettings, merged, fail)
 
 
-def _convert(cls: type, raw: Any, where: _Where, path: tuple[Any, ...]) -> Any:
-    """A dataclass of ``cls`` from a mapping, each value type-checked by :data:`_KINDS`."""
-    names = [f.name for f in fields(cls)]
-    if not isinstance(raw, dict):
-        raise where.fail(path, f"expected a mapping of {', '.join(names)}, got {raw!r}")
-    out: dict[str, Any] = {}
-    for key, v in raw.items():
-        if key not in names:
-            raise where.fail((*path, key), f"unknown key: use one of {', '.join(sorted(names))}")
-        out[key] = _value(key, v, where, (*path, key))
-    return cls(**out)
-
-
-def _value(key: str, v: Any, where: _Where, path: tuple[Any, ...]) -> Any:
-    """Type- and range-check one value by its field's kind."""
-    kind = _KINDS[key]
-    if v is None and kind.endswith("?"):
+def _finetune(raw: dict[str, Any], defaults: dict[str, Any], where: _Where, path: tuple[Any, ...]
+              ) -> TrainConfig | None:
+    if "finetune" not in raw and "finetune" not in defaults:
         return None
-    kind = kind.rstrip("?")
-    if kind == "str":
-        if key == "scale" and isinstance(v, int) and not isinstance(v, bool):
-            v = str(v)  # `scale: 255` reads as a number
-        if not isinstance(v, str) or not v.strip():
-            raise where.fail(path, f"expected a non-empty string, got {v!r}")
-        return v
-    if kind in ("floats", "range", "ratios"):
-        items = v if isinstance(v, list) else [v]
-        vals = tuple(_num(x, float, where, path) for x in items)
-        if kind == "range" and (len(vals) != 2 or not vals[0] < vals[1]):
-            raise where.fail(path, f"expected two numbers [LO, HI] with LO < HI, got {v!r}")
-        if kind == "ratios" and (not vals or any(not 0 < r <= 1 for r in vals)):
-            raise where.fail(path, f"expected ratios in (0, 1], e.g. [0.3, 0.5], got {v!r}")
-        return vals
-    x = _num(v, float if kind == "float+" else int, where, path)
-    if (kind == "int0" and x < 0) or (kind != "int0" and x <= 0):
-        raise where.fail(path, f"must be {'>= 0' if kind == 'int0' else 'positive'}, got {v!r}")
-    return x
-
-
-_CHOICES = {"criterion": "SELECTORS", "schedule": "SCHEDULES", "init": "INITS", "bound": "BOUND_METHODS",
-            "backend": "BACKENDS", "method": "LIRPA_VERIFY_METHODS", "skip": "SKIP_MODES",
-            "layout": "MODEL_LAYOUTS", "scale": "SCALES"}
-
-
-def _choices() -> dict[str, list[str]]:
-    """The allowed values of every choice field (imported late: the registries pull in torch)."""
-    from ..bench.export import SKIP_MODES
-    from ..bounds.base import BOUND_METHODS
-    from ..data.layout import MODEL_LAYOUTS, SCALES
-    from ..planning import INITS, SCHEDULES
-    from ..planning.select import SELECTORS
-    from ..verify import BACKENDS
-    from ..verify.backends.lirpa import LIRPA_VERIFY_METHODS
-
-    found = {"SELECTORS": SELECTORS, "SCHEDULES": SCHEDULES, "INITS": INITS, "BOUND_METHODS": BOUND_METHODS,
-             "BACKENDS": BACKENDS, "LIRPA_VERIFY_METHODS": LIRPA_VERIFY_METHODS, "SKIP_MODES": SKIP_MODES,
-             "MODEL_LAYOUTS": MODEL_LAYOUTS, "SCALES": SCALES}
-    return {k: sorted(found[v]) for k, v in _CHOICES.items()}
-
-
-def _check_choices(entry: ModelEntry, where: _Where, path: tuple[Any, ...], raw: dict[str, Any]) -> None:
-    allowed = _choices()
-    values = {"criterion": entry.criterion, "schedule": entry.schedule, "init": entry.init, "bound": entry.bound,
-              "backend": entry.verify.backend, "method": entry.verify.method, "skip": entry.export.skip,
-              "layout": entry.data.layout, "scale": entry.data.scale}
-    section = {"backend": "verify", "method": "verify", "skip": "export", "layout": "data", "scale": "data"}
-    for key, v in values.items():
-        if v not in allowed[key]:
-            sec = section.get(key)
-            mine = (key in raw) if sec is None else isinstance(raw.get(sec), dict) and key in raw[sec]
-            loc = (*path, *((sec,) if sec else ()), key) if mine else ("defaults", *((sec,) if sec else ()), key)
-            raise where.fail(loc, f"{v!r} is not one of {', '.join(allowed[key])}")
+    merged = {**(defaults.get("finetune") or {}), **(raw.get("finetune") or {})}
+    if merged.get("epochs") == 0:  # ``epochs: 0`` skips the step
+        return None
+    return _section("finetune", TrainConfig, raw, defaults, where, path, TrainConfig(progress=False))
 
 
 def _entry(raw: dict[str, Any], defaults: dict[str, Any], where: _Where, i: int, root: Path) -> ModelEntry:
@@ -243,23 +184,29 @@ def _entry(raw: dict[str, Any], defaults: dict[str, Any], where: _Where, i: int,
     name = raw.get("name", Path(raw["path"]).stem)
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise where.fail((*path, "name"), f"{name!r} is not a usable folder name: letters, digits, . _ - only")
-    kw: dict[str, Any] = {}
+    extra = extra_sections()
+    allowed = {"ratios", *TOP_KEYS, *SECTIONS, *extra}
     for key in sorted(set(defaults) | set(raw) - {"name", "path"}):
-        if key not in _TOP:
+        if key not in allowed:
             bad = (*path, key) if key in raw else ("defaults", key)
-            raise where.fail(bad, f"unknown key: use one of name, path, {', '.join(sorted(_TOP))}")
-        src = (*path, key) if key in raw else ("defaults", key)
-        if key in SECTIONS:
-            d, r = defaults.get(key) or {}, raw.get(key) or {}
-            _convert(SECTIONS[key], d, where, ("defaults", key))  # report a bad default at its own line
-            if not isinstance(r, dict):
-                raise where.fail((*path, key), f"expected a mapping, got {r!r}")
-            kw[key] = _convert(SECTIONS[key], {**d, **r}, where, src)
-        else:
-            kw[key] = _value(key, raw.get(key, defaults.get(key)), where, src)
-    entry = ModelEntry(name=name, path=str(model), **kw)
-    _check_choices(entry, where, path, raw)
-    return _resolve_data(entry, root)
+            raise where.fail(bad, f"unknown key: use one of name, path, {', '.join(sorted(allowed))}")
+    kw: dict[str, Any] = {"graft": _graft(raw, defaults, where, path),
+                          "finetune": _finetune(raw, defaults, where, path)}
+    if "ratios" in raw or "ratios" in defaults:
+        src = (*path, "ratios") if "ratios" in raw else ("defaults", "ratios")
+        v = raw.get("ratios", defaults.get("ratios"))
+        try:
+            ratios = tuple(float(x) for x in (v if isinstance(v, list) else [v]) if not isinstance(x, bool))
+        except (TypeError, ValueError):
+            ratios = ()
+        if _ratios(ratios) or len(ratios) != len(v if isinstance(v, list) else [v]):
+            raise where.fail(src, f"expected ratios in (0, 1], e.g. [0.3, 0.5], got {v!r}")
+        kw["ratios"] = ratios
+    base = ModelEntry(name, str(model))
+    for key in ("data", "export", "verify"):
+        kw[key] = _section(key, SECTIONS[key], raw, defaults, where, path, getattr(base, key))
+    kw["extra"] = tuple((n, _section(n, cls, raw, defaults, where, path)) for n, cls in sorted(extra.items()))
+    return _resolve_data(replace(base, **kw), root)
 
 
 def _resolve_data(entry: ModelEntry, root: Path) -> ModelEntry:

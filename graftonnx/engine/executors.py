@@ -1,9 +1,9 @@
 """Where per-model work runs: in this process, in a process pool, or as Ray tasks.
 
-Why an executor registry: the pipeline (:func:`graftonnx.zoo.pipeline.run_model`) is a
-pure function of a picklable job that journals its own steps, so *where* it runs does
-not change *what* it computes.  The local executor stays the default (no extra
-dependency); Ray spreads models over a cluster, or over a local Ray started on demand.
+Why an executor registry: :func:`graftonnx.engine.run_job` is a pure function of a
+picklable job that journals its own steps, so *where* it runs does not change *what* it
+computes.  The local executor stays the default (no extra dependency); Ray spreads jobs
+over a cluster, or over a local Ray started on demand.
 Ray task results are only outcomes: the numbers live in the journal every worker
 appends to (the out folder must be on a shared filesystem for a multi-machine cluster).
 """
@@ -19,7 +19,7 @@ from typing import Protocol
 
 from ..errors import BadInput, GraftError
 from ..registry import Registry
-from .pipeline import ModelJob, ModelOutcome, run_model
+from .core import Job, Outcome, run_job
 
 __all__ = ["ExecutorConfig", "Executor", "EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor"]
 
@@ -36,7 +36,7 @@ class ExecutorConfig:
 class Executor(Protocol):
     name: str
 
-    def run(self, jobs: Sequence[ModelJob]) -> Iterator[ModelOutcome]: ...
+    def run(self, jobs: Sequence[Job]) -> Iterator[Outcome]: ...
 
 
 EXECUTORS: Registry[Callable[[ExecutorConfig], Executor]] = Registry("executor")
@@ -49,8 +49,8 @@ def make_executor(name: str, cfg: ExecutorConfig) -> Executor:
     return EXECUTORS.get(name)(cfg)
 
 
-def _crashed(job: ModelJob, why: str) -> ModelOutcome:
-    return ModelOutcome(job.entry.name, "failed", f"worker died ({why}): rerun to resume from the journal", ())
+def _crashed(job: Job, why: str) -> Outcome:
+    return Outcome(job.name, "failed", f"worker died ({why}): rerun to resume from the journal", ())
 
 
 @EXECUTORS.register("local")
@@ -61,14 +61,14 @@ class LocalExecutor:
     cfg: ExecutorConfig
     name: str = "local"
 
-    def run(self, jobs: Sequence[ModelJob]) -> Iterator[ModelOutcome]:
+    def run(self, jobs: Sequence[Job]) -> Iterator[Outcome]:
         if self.cfg.workers <= 1 or len(jobs) <= 1:
             for job in jobs:
-                yield run_model(job)
+                yield run_job(job)
             return
         ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
         with ProcessPoolExecutor(max_workers=self.cfg.workers, mp_context=ctx) as pool:
-            futs = {pool.submit(run_model, job): job for job in jobs}
+            futs = {pool.submit(run_job, job): job for job in jobs}
             for fut in as_completed(futs):
                 try:
                     yield fut.result()
@@ -84,7 +84,7 @@ class RayExecutor:
     cfg: ExecutorConfig
     name: str = "ray"
 
-    def run(self, jobs: Sequence[ModelJob]) -> Iterator[ModelOutcome]:
+    def run(self, jobs: Sequence[Job]) -> Iterator[Outcome]:
         try:
             import ray
         except ImportError:
@@ -93,7 +93,7 @@ class RayExecutor:
         if started:
             self._init(ray)
         try:
-            task = ray.remote(num_cpus=1, max_retries=0)(run_model)
+            task = ray.remote(num_cpus=1, max_retries=0)(run_job)
             pending = {task.remote(job): job for job in jobs}
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

@@ -1,9 +1,9 @@
-"""The zoo's results journal ``out/journal.jsonl``: one fsynced line per finished (or failed) step.
+"""The engine's run journal ``out/journal.jsonl``: one fsynced line per finished (or failed) step.
 
 Why a journal instead of checking which files exist: a file can exist from a run with
 other settings, or half a model's outputs can exist when the process was killed; a line
 is appended only *after* the step's outputs were renamed into place, so "the journal
-says done" implies "the outputs are complete".  Lines carry the model's settings
+says done" implies "the outputs are complete".  Lines carry the job's settings
 fingerprint, so a changed manifest never silently reuses stale steps.  Several worker
 processes (a process pool, Ray tasks on this machine) append to the same file under an
 exclusive ``flock``; a torn last line (power loss) is skipped on reading.
@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import BadInput
 
-__all__ = ["StepRecord", "ZooJournal", "DONE", "FAILED"]
+__all__ = ["StepRecord", "Journal", "DONE", "FAILED"]
 
 DONE = "done"
 FAILED = "failed"
@@ -29,7 +29,7 @@ FAILED = "failed"
 
 @dataclass(frozen=True)
 class StepRecord:
-    """One finished step of one model: its outputs (paths relative to the out folder) and measurements."""
+    """One finished step of one job (``model``: the job's name): outputs (relative to the out folder), metrics."""
 
     model: str
     fingerprint: str
@@ -55,13 +55,13 @@ class StepRecord:
         return rec
 
 
-class ZooJournal:
+class Journal:
     """Append-only, fsynced, lock-protected JSONL of :class:`StepRecord` lines."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if self.path.is_dir():
-            raise BadInput(f"zoo journal {self.path} is a directory: remove it or choose another output folder")
+            raise BadInput(f"run journal {self.path} is a directory: remove it or choose another output folder")
 
     def records(self) -> list[StepRecord]:
         """Every complete, valid line in order; torn or foreign lines are skipped, never fatal."""
@@ -70,7 +70,7 @@ class ZooJournal:
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            raise BadInput(f"cannot read zoo journal {self.path}: {exc.strerror}") from None
+            raise BadInput(f"cannot read run journal {self.path}: {exc.strerror}") from None
         out = []
         for line in text.splitlines():
             try:
@@ -96,7 +96,7 @@ class ZooJournal:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
-            raise BadInput(f"cannot write zoo journal {self.path}: {exc.strerror}; check the output folder") from None
+            raise BadInput(f"cannot write run journal {self.path}: {exc.strerror}; check the output folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if _torn_tail(fd):
@@ -104,7 +104,7 @@ class ZooJournal:
             os.write(fd, line)
             os.fsync(fd)
         except OSError as exc:
-            raise BadInput(f"cannot write zoo journal {self.path}: {exc.strerror}; free space or fix the folder, "
+            raise BadInput(f"cannot write run journal {self.path}: {exc.strerror}; free space or fix the folder, "
                            "then rerun to resume") from None
         finally:
             with contextlib.suppress(OSError):

@@ -1,0 +1,35 @@
+"""The ``verify`` stage's settings: which backend, the per-instance budget and how many workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..settings import Settings, knob, stage
+
+__all__ = ["VerifySettings"]
+
+
+def _backends() -> list[str]:
+    from . import BACKENDS
+
+    return BACKENDS.keys()
+
+
+def _methods() -> list[str]:
+    from .backends.lirpa import LIRPA_VERIFY_METHODS
+
+    return list(LIRPA_VERIFY_METHODS)
+
+
+@stage("verify")
+@dataclass(frozen=True)
+class VerifySettings(Settings):
+    """A verifier run over a benchmark folder."""
+
+    backend: str = knob("lirpa", "lirpa: auto_LiRPA bounds + attack (incomplete, CPU); neuralsat: complete, CPU; "
+                                 "abcrown: α,β-CROWN checkout (complete, GPU).", choices=_backends)
+    method: str = knob("crown", "Bound method of the lirpa backend.", choices=_methods)
+    timeout: float | None = knob(None, "Seconds per instance, overriding instances.csv's third column. Default: "
+                                       "the csv's.", check=lambda v: None if v > 0 else "must be > 0")
+    workers: int = knob(1, "Instances run at once in worker processes (CPU backends only; GPU runs stay "
+                           "sequential).", check=lambda v: None if v >= 1 else "must be at least 1")
