@@ -29,6 +29,7 @@ from ..errors import BadInput
 from ..model.info import ModelInfo, inspect_model
 from ..model.loader import load_model
 from ..rewrite.graft import PROVENANCE_KEY, graft_records, native_sites
+from ..verify.result import VERDICTS, Verdict, is_solved
 from ..verify.runner import Instance, read_instances
 from .results import JournalRecord, read_journals
 from .unr import BoxUnr, unr_on_boxes
@@ -72,7 +73,7 @@ class ModelMetrics:
     group: str
     backend: str
     instances: int
-    sat: int
+    sat: int  # sat … errors: the verdict counts, in VERDICTS order
     unsat: int
     timeouts: int
     unknown: int
@@ -83,7 +84,7 @@ class ModelMetrics:
     mean_time_solved: float | None
     median_time_solved: float | None
     times: tuple[float, ...]
-    verdicts: tuple[str, ...]
+    verdicts: tuple[Verdict, ...]
     unr: BoxUnr
     graft: GraftInfo
     sa: float | None = None
@@ -177,14 +178,13 @@ def _row(model: str, backend: str, listed: list[Instance], results: list[Journal
          graft: GraftInfo, acc: tuple[float | None, float | None]) -> ModelMetrics:
     verdicts = [r.result.verdict for r in results]
     times = [float(r.result.seconds) for r in results]
-    solved = [t for t, v in zip(times, verdicts, strict=True) if v in ("sat", "unsat")]
+    solved = [t for t, v in zip(times, verdicts, strict=True) if is_solved(v)]
     mean, median = time_stats(times)
     mean_s, median_s = time_stats(solved)
     name = Path(model).stem
-    return ModelMetrics(model, name, group_key(name, graft.source), backend, len(listed), verdicts.count("sat"),
-                        verdicts.count("unsat"), verdicts.count("timeout"), verdicts.count("unknown"),
-                        verdicts.count("error"), len(listed) - len(results), mean, median, mean_s, median_s,
-                        tuple(times), tuple(verdicts), unr, graft, acc[0], acc[1])
+    return ModelMetrics(model, name, group_key(name, graft.source), backend, len(listed),
+                        *(verdicts.count(v) for v in VERDICTS), len(listed) - len(results), mean, median, mean_s,
+                        median_s, tuple(times), tuple(verdicts), unr, graft, acc[0], acc[1])
 
 
 def _accuracy(model: onnx.ModelProto, info: ModelInfo, data: DataSource, opts: ReportOptions
