@@ -20,9 +20,8 @@ __all__ = ["Verdict", "VERDICTS", "is_solved", "Counterexample", "Result", "pars
 class Verdict(str, enum.Enum):
     """``sat``: a (checked) counterexample exists; ``unsat``: the property is verified.
 
-    A ``str`` enum (Python 3.10 has no StrEnum) so a verdict equals, hashes, prints and
-    JSON-encodes as its plain value: journals stay byte-identical and code comparing with
-    ``"sat"`` keeps working.
+    A ``str`` enum (3.10 has no StrEnum): it equals, hashes, prints and JSON-encodes as its
+    value, so journals stay byte-identical and comparisons with plain strings still hold.
     """
 
     SAT = "sat"
@@ -35,12 +34,8 @@ class Verdict(str, enum.Enum):
         return self.value
 
     @classmethod
-    def parse(cls, text: object) -> Verdict:
-        """The verdict spelled ``text``; ValueError naming the valid spellings otherwise."""
-        try:
-            return cls(text)
-        except ValueError:
-            raise ValueError(f"verdict {text!r} is not one of {', '.join(VERDICTS)}") from None
+    def _missing_(cls, value: object) -> Verdict:  # ``Verdict("proved")``: name the valid spellings
+        raise ValueError(f"verdict {value!r} is not one of {', '.join(VERDICTS)}")
 
 
 #: Every verdict in table order (counting tables, summaries).
@@ -82,7 +77,7 @@ class Result:
     log: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "verdict", Verdict.parse(self.verdict))
+        object.__setattr__(self, "verdict", Verdict(self.verdict))
 
     def replace(self, **changes: Any) -> Result:
         return dataclasses.replace(self, **changes)
