@@ -35,10 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from graftonnx._io import atomic_write_json, atomic_write_text  # noqa: E402
 from graftonnx.model import inspect_model, load_model, prepend_normalisation  # noqa: E402
+from graftonnx.model.graftmeta import read_grafts  # noqa: E402
 from graftonnx.parity import assert_parity, ort_callable, random_inputs  # noqa: E402
 from graftonnx.planning.plan import GraftPlan, LayerPlan  # noqa: E402
 from graftonnx.rewrite import apply_plan  # noqa: E402
-from graftonnx.torch_bridge import read_grafts, to_torch  # noqa: E402
+from graftonnx.torch_bridge import to_torch  # noqa: E402
 
 __all__ = ["main"]
 
@@ -104,7 +105,7 @@ class ResNet2b(nn.Module):
         self.register_buffer("std", torch.tensor(CIFAR_STD).reshape(1, 3, 1, 1))
         self.normalise = normalise
         relus = [n.name for n in model.graph.node if n.op_type == "Relu"]
-        grafts = {r.site: Graft(w[r.keep], w[r.a], w[r.b]) for r in read_grafts(model)}
+        grafts = {r.site: Graft(w[r.keep], w[r.a], w[r.b]) for r in read_grafts(model, check=True)}
         self.acts = nn.ModuleList([grafts.get(r, nn.ReLU()) for r in relus])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ from graftonnx.rewrite import apply_plan
 from graftonnx.rewrite.channels import drop_grafted_channels
 from graftonnx.rewrite.fold import fold_linear, model_counts, remove_full_relus
 from graftonnx.verify.backends.base import BackendOptions
+from graftonnx.verify.result import Verdict
 from graftonnx.verify.runner import verify_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +84,8 @@ def _verify(models: list, data, eps: float, n: int) -> list[tuple[float, float]]
         out = []
         for p in paths:
             res = [r for r in summary.results if Path(r.model).name == p.name]
-            out.append((sum(r.verdict == "unsat" for r in res) / len(res), float(np.mean([r.seconds for r in res]))))
+            va = sum(r.verdict == Verdict.UNSAT for r in res) / len(res)
+            out.append((va, float(np.mean([r.seconds for r in res]))))
         return out
 
 

@@ -61,6 +61,7 @@ from graftonnx.train.attacks import PgdConfig, pgd  # noqa: E402
 from graftonnx.train.bridge import to_torch  # noqa: E402
 from graftonnx.verify import BackendOptions, read_instances, verify_benchmark  # noqa: E402
 from graftonnx.verify.journal import Journal  # noqa: E402
+from graftonnx.verify.result import Verdict, is_solved  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "speed.json"
 DOC = ROOT / "docs" / "bench-speed.md"
@@ -164,14 +165,14 @@ def _summarise(bench: Path, journal: Path, eligible: dict[str, list[bool]], imag
         rows = [by.get(i.key) for i in inst if Path(i.model).stem == model]
         rows = [r for r in rows if r is not None]
         ok = [r for r, f in zip(rows, flags, strict=False) if f]
-        solved = [r.seconds for r in ok if r.verdict in ("unsat", "sat")]
+        solved = [r.seconds for r in ok if is_solved(r.verdict)]
         per[model] = {"instances": len(rows), "eligible": len(ok),
-                      "va": sum(r.verdict == "unsat" for r in rows) / max(1, len(rows)),
-                      "timeouts": sum(r.verdict == "timeout" for r in ok),
-                      "errors": sum(r.verdict == "error" for r in rows),
+                      "va": sum(r.verdict == Verdict.UNSAT for r in rows) / max(1, len(rows)),
+                      "timeouts": sum(r.verdict == Verdict.TIMEOUT for r in ok),
+                      "errors": sum(r.verdict == Verdict.ERROR for r in rows),
                       "verdicts": [r.verdict for r in rows], "seconds": [round(r.seconds, 3) for r in rows],
                       "solved": _stats(solved),
-                      "with_timeouts": _stats([min(r.seconds, timeout) if r.verdict != "timeout" else timeout
+                      "with_timeouts": _stats([min(r.seconds, timeout) if r.verdict != Verdict.TIMEOUT else timeout
                                                for r in ok])}
     both = [i for i in range(len(images)) if all(f[i] for f in eligible.values())]
     base = per.get("baseline")

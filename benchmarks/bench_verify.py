@@ -38,6 +38,7 @@ from graftonnx.report.metrics import ReportOptions, build_report
 from graftonnx.train import TrainConfig
 from graftonnx.train.api import finetune
 from graftonnx.verify.backends.base import BACKENDS, BackendOptions, base_result
+from graftonnx.verify.result import Verdict
 from graftonnx.verify.runner import verify_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +59,7 @@ class NullBackend:
         return cls()
 
     def verify(self, onnx_path, vnnlib_path, timeout, workdir):  # noqa: ANN001, ANN201
-        return base_result("null", onnx_path, vnnlib_path, "unknown", 0.0, message="null backend")
+        return base_result("null", onnx_path, vnnlib_path, Verdict.UNKNOWN, 0.0, message="null backend")
 
 
 def _models(name: str, work: Path) -> list[Path]:

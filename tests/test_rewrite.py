@@ -11,9 +11,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graftonnx.errors import BadInput
 from graftonnx.model import LINEAR_PRODUCERS, inspect_model, load_model
+from graftonnx.model.graftmeta import read_grafts
 from graftonnx.parity import assert_parity, compare, ort_callable, random_inputs
 from graftonnx.planning import GraftPlan, LayerPlan
-from graftonnx.rewrite import apply_plan, graft_records, layer_tensors
+from graftonnx.rewrite import apply_plan, layer_tensors
 
 
 def _half_plan(info, granularity="neuron", a=1.0, b=0.0, seed=0) -> GraftPlan:
@@ -86,8 +87,8 @@ def test_grafted_relus_fed_by_linear_producers_and_interface_kept(shared_net):
     assert [i.name for i in grafted.graph.input] == [i.name for i in model.graph.input]
     assert [o.SerializeToString() for o in grafted.graph.output] == [o.SerializeToString() for o in model.graph.output]
     assert [(o.domain, o.version) for o in grafted.opset_import] == [(o.domain, o.version) for o in model.opset_import]
-    recs = graft_records(grafted)
-    assert {r["site"] for r in recs} == {s.name for s in info.relus}
+    recs = read_grafts(grafted, check=True)
+    assert {r.site for r in recs} == {s.name for s in info.relus}
 
 
 def _tiny() -> onnx.ModelProto:

@@ -21,13 +21,14 @@ from onnx import TensorProto, helper, numpy_helper
 from graftonnx.cli import main
 from graftonnx.errors import BadInput
 from graftonnx.model import LINEAR_PRODUCERS, inspect_model, load_model
+from graftonnx.model.graftmeta import read_grafts
 from graftonnx.parity import assert_parity, ort_callable, random_inputs
 from graftonnx.planning import GraftPlan, LayerPlan
-from graftonnx.rewrite import apply_plan, graft_records
+from graftonnx.rewrite import apply_plan
 from graftonnx.rewrite.channels import drop_grafted_channels
 from graftonnx.rewrite.fold import fold_linear, remove_full_relus, simplify
 from graftonnx.rewrite.smooth import apply_smooth_plan, smooth_plan
-from graftonnx.torch_bridge import read_grafts, to_torch
+from graftonnx.torch_bridge import to_torch
 
 
 def _parity(ref: onnx.ModelProto, out: onnx.ModelProto, x: np.ndarray) -> float:
@@ -44,7 +45,7 @@ def _check_structure(ref: onnx.ModelProto, out: onnx.ModelProto) -> None:
     for node in out.graph.node:
         if node.op_type == "Relu":
             assert producers.get(node.input[0]) in LINEAR_PRODUCERS, node.name
-    read_grafts(out)  # the torch bridge accepts the metadata
+    read_grafts(out, check=True)  # the torch bridge accepts the metadata
 
 
 def _plan(info, full=(), granularity="neuron", seed=0) -> GraftPlan:
@@ -75,7 +76,7 @@ def test_full_site_becomes_one_gemm_by_hand():
     grafted = apply_plan(m, GraftPlan((LayerPlan("relu", "neuron", (0, 1), (0.5, 2.0), (1.0, -1.0)),)))
     removed, rep = remove_full_relus(grafted)
     assert rep.removed == ("relu",) and not any(n.op_type == "Relu" for n in removed.graph.node)
-    assert graft_records(removed) == []
+    assert read_grafts(removed) == ()
     folded, rep2 = fold_linear(removed)
     assert [n.op_type for n in folded.graph.node] == ["Gemm"] and rep2.nodes_after == 1
     x = np.array([[1.0, -2.0], [0.25, 3.0]], np.float32)
@@ -122,7 +123,7 @@ def test_mnist_fully_grafted_layer_folds_into_fewer_gemms():
     x = random_inputs(info.input.sample_shape, 64)
     _parity(grafted, out, x)
     _check_structure(m, out)
-    assert [r.site for r in read_grafts(out)] == [info.relus[1].name]
+    assert [r.site for r in read_grafts(out, check=True)] == [info.relus[1].name]
     with torch.no_grad():  # the torch bridge runs the simplified model and still trains the partial site
         mod = to_torch(out)
         y = mod(torch.from_numpy(x)).numpy()
@@ -138,7 +139,7 @@ def test_resnet_channel_grafted_drops_relu_neurons():
     assert len(rep.split) == 4 and any("pre-activation comes from Add" in s for s in rep.skipped)
     _parity(grafted, out, random_inputs(info.input.sample_shape, 32, -2, 2))
     _check_structure(m, out)
-    assert {r.site for r in read_grafts(out)} == {"Relu_7", "Relu_12"}  # residual sites stay in mask form
+    assert {r.site for r in read_grafts(out, check=True)} == {"Relu_7", "Relu_12"}  # residual sites stay in mask form
 
 
 def test_tf_matmul_add_chains_fold_and_split():

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from graftonnx.model import LINEAR_PRODUCERS, inspect_model
+from graftonnx.model.graftmeta import read_grafts
 from graftonnx.parity import assert_parity, ort_callable
 from graftonnx.planning import GraftPlan, LayerPlan
 from graftonnx.rewrite import apply_plan, layer_tensors
 from graftonnx.rewrite.fold import simplify
 from graftonnx.rewrite.native import native_form
-from graftonnx.torch_bridge import read_grafts
 
 
 def _conv_np(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int) -> np.ndarray:
@@ -162,7 +162,7 @@ def test_graft_and_simplify_match_numpy(case, form):
     assert all(producers.get(n.input[0]) in LINEAR_PRODUCERS for n in out.graph.node if n.op_type == "Relu")
     assert rep.relu_neurons_after <= rep.relu_neurons_before
     assert form != "fold" or rep.params_after <= rep.params_before  # 0/1 selections and scatters add some
-    read_grafts(out)
+    read_grafts(out, check=True)
     if form == "native":  # grafted units left every Relu, except per-neuron grafts on a feature map
         left = {r.site for r in read_grafts(out)}
         expected = 0

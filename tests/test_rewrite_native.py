@@ -16,11 +16,11 @@ from graftonnx.bench.export import NATIVE_RTOL
 from graftonnx.bench.spec import Property
 from graftonnx.cli import main
 from graftonnx.model import LINEAR_PRODUCERS, inspect_model, load_model
+from graftonnx.model.graftmeta import NativeSite, read_grafts, read_native
 from graftonnx.model.runtime import tensor_shapes
 from graftonnx.parity import compare, ort_callable, random_inputs
 from graftonnx.planning import GraftPlan, LayerPlan
-from graftonnx.rewrite import apply_plan, graft_records
-from graftonnx.rewrite.graft import native_sites
+from graftonnx.rewrite import apply_plan
 from graftonnx.rewrite.native import native_form, spatial_mask_ops
 from graftonnx.verify.backends.lirpa import _net, margin_lower_bounds
 
@@ -70,7 +70,7 @@ def test_native_resnet_is_exact_and_conv_only(resnet_pair) -> None:
     producers = {o: n.op_type for n in native.graph.node for o in n.output}
     assert all(producers[n.input[0]] in LINEAR_PRODUCERS for n in native.graph.node if n.op_type == "Relu")
     assert rep.relu_neurons_after == _kept_neurons(info, _channel_plan(info, full=2))
-    assert not graft_records(native) and not rep.skipped  # residual sites too: nothing left in mask form
+    assert not read_grafts(native) and not rep.skipped  # residual sites too: nothing left in mask form
 
 
 def test_native_bounds_in_patches_mode_equal_mask_form(resnet_pair, tmp_path: Path, cifar_csv: Path) -> None:
@@ -99,7 +99,7 @@ def test_neuron_grafts_on_feature_maps_stay_in_mask_form() -> None:
     info = inspect_model(m)
     native, rep = native_form(apply_plan(m, _channel_plan(info, neuron_site=0), info))
     first = info.relus[0].name
-    assert [r["site"] for r in graft_records(native)] == [first]
+    assert [r.site for r in read_grafts(native)] == [first]
     assert any(s.startswith(first) and "per-position slopes" in s for s in rep.skipped)
     assert spatial_mask_ops(native)  # what makes auto_LiRPA fall back to matrix mode there
 
@@ -111,11 +111,10 @@ def test_flat_sites_split_and_relu_holds_kept_units_only() -> None:
                                      (0.0,) * len(range(k, s.size, 3))) for k, s in enumerate(info.relus)))
     grafted = apply_plan(m, plan, info)
     native, rep = native_form(grafted)
-    assert rep.relu_neurons_after == _kept_neurons(info, plan) and not graft_records(native)
-    table = native_sites(native)  # reports measure the form against the original sites
-    assert [(r["site"], r["size"], r["grafted"]) for r in table] == [
-        (s.name, s.size, plan.layer(s.name).count) for s in info.relus]
-    assert native_sites(native_form(m)[0]) is None  # an ungrafted net is not marked
+    assert rep.relu_neurons_after == _kept_neurons(info, plan) and not read_grafts(native)
+    table = read_native(native)  # reports measure the form against the original sites
+    assert table == tuple(NativeSite(s.name, s.size, plan.layer(s.name).count) for s in info.relus)
+    assert read_native(native_form(m)[0]) is None  # an ungrafted net is not marked
     x = random_inputs(info.input.sample_shape, 32)
     ref = ort_callable(grafted)(x)  # lines folded into Gemm weights: float32 rounding, relative to |y|
     assert compare(lambda _: ref, ort_callable(native), x).max_abs_diff <= NATIVE_RTOL * np.abs(ref).max()
@@ -131,11 +130,11 @@ def test_export_writes_the_verifier_ready_form(resnet_pair, tmp_path: Path, cifa
     res = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "b")])
     assert res.exit_code == 0, res.output
     out = load_model(tmp_path / "b" / "onnx" / "g.onnx")
-    assert not graft_records(out) and not spatial_mask_ops(out)
+    assert not read_grafts(out) and not spatial_mask_ops(out)
     readme = (tmp_path / "b" / "README.md").read_text()
     assert "verifier-ready form" in readme and "max output difference from the grafted mask form" in readme
     assert "verifier-ready" in json.loads(res.output)["forms"]["onnx/g.onnx"]
     res = CliRunner().invoke(main, [*args, "--no-simplify", "-o", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
-    assert graft_records(load_model(tmp_path / "m" / "onnx" / "g.onnx"))
+    assert read_grafts(load_model(tmp_path / "m" / "onnx" / "g.onnx"))
     assert "verifier-ready" not in (tmp_path / "m" / "README.md").read_text()

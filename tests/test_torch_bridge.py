@@ -13,11 +13,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graftonnx.errors import BadInput, UnsupportedModel
 from graftonnx.model import SUPPORTED_OPS, inspect_model, load_model, prepend_normalisation
+from graftonnx.model.graftmeta import GRAFTS_KEY
 from graftonnx.parity import assert_parity, ort_callable, random_inputs
 from graftonnx.planning.plan import GraftPlan, LayerPlan
-from graftonnx.rewrite import GRAFTS_KEY, apply_plan
+from graftonnx.rewrite import apply_plan
 from graftonnx.torch_bridge import CONVERTERS, to_torch, write_back
-from graftonnx.torch_bridge import GRAFTS_KEY as BRIDGE_GRAFTS_KEY
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
 
@@ -170,10 +170,6 @@ def test_gradient_step_keeps_mask_and_constants() -> None:
     module.freeze_weights()
     assert not any(p.requires_grad for p in module.weight_parameters())
     assert all(p.requires_grad for p in module.graft_parameters())
-
-
-def test_graft_keys_agree_with_rewrite() -> None:
-    assert BRIDGE_GRAFTS_KEY == GRAFTS_KEY
 
 
 def _meta(model: onnx.ModelProto, records: list[dict[str, object]]) -> onnx.ModelProto:

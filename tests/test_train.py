@@ -18,9 +18,10 @@ from graftonnx.data import DataSpec, load_dataset
 from graftonnx.data.dataset import Dataset
 from graftonnx.errors import BadInput
 from graftonnx.model import inspect_model, load_model
+from graftonnx.model.graftmeta import read_grafts
 from graftonnx.parity import assert_parity, ort_callable
 from graftonnx.planning import GraftPlan, LayerPlan
-from graftonnx.rewrite import apply_plan, graft_records
+from graftonnx.rewrite import apply_plan
 from graftonnx.train import (
     EvalConfig,
     PgdConfig,
@@ -153,16 +154,16 @@ def test_finetune_writes_back_exactly_the_trained_module(tuned, digits):
         [(n.op_type, list(n.input), list(n.output)) for n in grafted.graph.node]
     before, after = _inits(grafted), _inits(m)
     assert before.keys() == after.keys()
-    recs = graft_records(m)
-    lines = {r[k] for r in recs for k in ("a", "b")}
+    recs = read_grafts(m)
+    lines = {n for r in recs for n in (r.a, r.b)}
     assert all(not np.array_equal(before[n], after[n]) for n in lines)
     weights = [n for n in before if n not in lines and not n.endswith(("graft_keep", "graft_zero"))]
     assert weights and all(not np.array_equal(before[n], after[n]) for n in weights)
     for r in recs:  # masks untouched, a and b still zero off the grafted neurons, slopes in [0, 1]
-        keep = after[r["keep"]]
-        assert np.array_equal(keep, before[r["keep"]])
-        assert not after[r["a"]][keep == 1].any() and not after[r["b"]][keep == 1].any()
-        assert after[r["a"]].min() >= 0.0 and after[r["a"]].max() <= 1.0
+        keep = after[r.keep]
+        assert np.array_equal(keep, before[r.keep])
+        assert not after[r.a][keep == 1].any() and not after[r.b][keep == 1].any()
+        assert after[r.a].min() >= 0.0 and after[r.a].max() <= 1.0
     assert json.loads(next(p.value for p in m.metadata_props if p.key == "graftonnx.training"))["kind"] == "finetune"
 
 
@@ -180,7 +181,7 @@ def test_freeze_weights_trains_only_the_lines(base, digits):
     out = finetune(grafted, digits[0].take(300), TrainConfig(epochs=1, eps=0.05, batch_size=64, freeze_weights=True,
                                                              val_fraction=0.0, progress=False))
     before, after = _inits(grafted), _inits(out.model)
-    lines = {r[k] for r in graft_records(grafted) for k in ("a", "b")}
+    lines = {n for r in read_grafts(grafted) for n in (r.a, r.b)}
     assert all(np.array_equal(before[n], after[n]) for n in before if n not in lines)
     assert any(not np.array_equal(before[n], after[n]) for n in lines)
 

@@ -21,7 +21,9 @@ from graftonnx.verify import (
     Counterexample,
     Journal,
     Result,
+    Verdict,
     cex_problem,
+    is_solved,
     parse_assignment,
     read_instances,
     verify_benchmark,
@@ -90,6 +92,29 @@ def test_result_json_roundtrip_and_verdict_check() -> None:
     assert Result.from_json(json.loads(json.dumps(r.to_json()))) == r.replace(seconds=1.2346)
     with pytest.raises(ValueError):
         Result("a", "a", "b", "lirpa", "verified", 1.0)
+
+
+#: Two journal lines as written before the Verdict enum existed (graftonnx 0.1.0, commit 66c30cf).
+_OLD_JOURNAL = (
+    '{"instance":"i1","model":"m.onnx","vnnlib":"p.vnnlib","backend":"lirpa","verdict":"sat","seconds":1.2346,'
+    '"counterexample":{"inputs":[0.5,1.0],"outputs":[2.0,-1.0]},"message":"msg","log":"log"}\n'
+    '{"instance":"i2","model":"m.onnx","vnnlib":"p.vnnlib","backend":"neuralsat","verdict":"timeout","seconds":30.0,'
+    '"counterexample":null,"message":"","log":""}\n')
+
+
+def test_journal_bytes_unchanged_by_verdict_enum(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "r.jsonl")
+    j.append(Result("i1", "m.onnx", "p.vnnlib", "lirpa", Verdict.SAT, 1.23456789,
+                    Counterexample((0.5, 1.0), (2.0, -1.0)), "msg", "log"))
+    j.append(Result("i2", "m.onnx", "p.vnnlib", "neuralsat", "timeout", 30.0))  # a plain string still works
+    assert j.path.read_text() == _OLD_JOURNAL
+    old = Journal(tmp_path / "old.jsonl")
+    old.path.write_text(_OLD_JOURNAL)
+    done = old.load()
+    assert done[("i1", "lirpa")].verdict is Verdict.SAT and done[("i2", "neuralsat")].verdict is Verdict.TIMEOUT
+    assert f"{done[('i1', 'lirpa')].verdict:<8}|" == "sat     |" and is_solved("unsat") and not is_solved("timeout")
+    with pytest.raises(ValueError, match="'proved' is not one of sat, unsat, timeout, unknown, error"):
+        Result.from_json(json.loads(_OLD_JOURNAL.splitlines()[0].replace('"sat"', '"proved"')))
 
 
 def test_journal_skips_torn_line_and_appends_after_it(tmp_path: Path) -> None:

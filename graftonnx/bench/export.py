@@ -30,8 +30,8 @@ from .._io import install_folder
 from ..data.dataset import Dataset
 from ..errors import BadInput, GraftFailure
 from ..model import OrtRunner, graph_inputs, load_model, prepend_normalisation
+from ..model.graftmeta import read_grafts
 from ..parity import compare, random_inputs
-from ..rewrite.graft import graft_records
 from ..rewrite.native import native_form
 from .spec import Property
 from .vnnlib import vnnlib_text
@@ -150,7 +150,7 @@ def _prepare(paths: Sequence[Path], data: Dataset, simplify: bool = True) -> lis
     for p in paths:
         model = prepend_normalisation(load_model(p), data.mean, data.std, data.channel_axis)
         form = ""
-        if simplify and graft_records(model):
+        if simplify and read_grafts(model):
             model, form = _verifier_ready(model, data, p)
         inp, outp = graph_inputs(model)[0], model.graph.output[0]
         xs, ys = _dims(inp), _dims(outp)

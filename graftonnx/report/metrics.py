@@ -9,7 +9,6 @@ look better than it is (unrun instances are reported as ``missing``).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import statistics
@@ -26,9 +25,10 @@ from ..bench.vnnlib import read_vnnlib
 from ..bounds.base import BOUND_METHODS
 from ..data.dataset import Dataset
 from ..errors import BadInput
+from ..model.graftmeta import read_grafts, read_native, read_provenance
 from ..model.info import ModelInfo, inspect_model
 from ..model.loader import load_model
-from ..rewrite.graft import PROVENANCE_KEY, graft_records, native_sites
+from ..verify.result import VERDICTS, Verdict, is_solved
 from ..verify.runner import Instance, read_instances
 from .results import JournalRecord, read_journals
 from .unr import BoxUnr, unr_on_boxes
@@ -72,7 +72,7 @@ class ModelMetrics:
     group: str
     backend: str
     instances: int
-    sat: int
+    sat: int  # sat … errors: the verdict counts, in VERDICTS order
     unsat: int
     timeouts: int
     unknown: int
@@ -83,7 +83,7 @@ class ModelMetrics:
     mean_time_solved: float | None
     median_time_solved: float | None
     times: tuple[float, ...]
-    verdicts: tuple[str, ...]
+    verdicts: tuple[Verdict, ...]
     unr: BoxUnr
     graft: GraftInfo
     sa: float | None = None
@@ -141,25 +141,13 @@ def group_key(name: str, source: str = "") -> str:
 
 def graft_info(model: onnx.ModelProto, info: ModelInfo) -> GraftInfo:
     """Ratio, criterion and grafted-neuron count from the model's metadata (absent: not grafted)."""
-    records = graft_records(model)
-    prov: dict[str, Any] = {}
-    for p in model.metadata_props:
-        if p.key == PROVENANCE_KEY:
-            try:
-                prov = dict(json.loads(p.value))
-            except (ValueError, TypeError):
-                prov = {}
-    table = native_sites(model)
+    records, prov, table = read_grafts(model), read_provenance(model), read_native(model)
     if not records and not prov and table is None:
         return GraftInfo(False)
     sites = {s.name: s for s in info.relus}
-    neurons = 0
-    for r in records:
-        site = sites.get(str(r.get("site")))
-        per = site.per_channel if site is not None and r.get("granularity") == "channel" else 1
-        neurons += int(r.get("count", 0)) * per  # type: ignore[call-overload]
+    neurons = sum(r.neurons(sites[r.site].per_channel if r.site in sites else 1) for r in records)
     if table is not None:  # verifier-ready form: the table counts every site's grafted neurons
-        neurons = sum(int(r["grafted"]) for r in table)  # type: ignore[call-overload]
+        neurons = sum(r.grafted for r in table)
     ratio = prov.get("ratio")
     return GraftInfo(True, float(ratio) if isinstance(ratio, int | float) else None,
                      str(prov.get("criterion") or "") or None, neurons if records or table is not None else None,
@@ -177,14 +165,13 @@ def _row(model: str, backend: str, listed: list[Instance], results: list[Journal
          graft: GraftInfo, acc: tuple[float | None, float | None]) -> ModelMetrics:
     verdicts = [r.result.verdict for r in results]
     times = [float(r.result.seconds) for r in results]
-    solved = [t for t, v in zip(times, verdicts, strict=True) if v in ("sat", "unsat")]
+    solved = [t for t, v in zip(times, verdicts, strict=True) if is_solved(v)]
     mean, median = time_stats(times)
     mean_s, median_s = time_stats(solved)
     name = Path(model).stem
-    return ModelMetrics(model, name, group_key(name, graft.source), backend, len(listed), verdicts.count("sat"),
-                        verdicts.count("unsat"), verdicts.count("timeout"), verdicts.count("unknown"),
-                        verdicts.count("error"), len(listed) - len(results), mean, median, mean_s, median_s,
-                        tuple(times), tuple(verdicts), unr, graft, acc[0], acc[1])
+    return ModelMetrics(model, name, group_key(name, graft.source), backend, len(listed),
+                        *(verdicts.count(v) for v in VERDICTS), len(listed) - len(results), mean, median, mean_s,
+                        median_s, tuple(times), tuple(verdicts), unr, graft, acc[0], acc[1])
 
 
 def _accuracy(model: onnx.ModelProto, info: ModelInfo, data: DataSource, opts: ReportOptions
@@ -241,9 +228,9 @@ def _model_rows(bench: Path, model: str, listed: list[Instance], done: dict[tupl
         if backend and len(rs) < len(listed):
             warnings.warn(f"{backend} has results for {len(rs)} of the {len(listed)} instances of {model}: "
                           "the rest count as missing (not verified)", stacklevel=3)
-    table = native_sites(proto)
+    table = read_native(proto)
     if table is not None:  # the verifier-ready form is recognised by its original sites
-        return rows, tuple((str(r["site"]), int(r["size"])) for r in table)  # type: ignore[call-overload]
+        return rows, tuple((r.site, r.size) for r in table)
     return rows, tuple((s.name, s.size) for s in info.relus)
 
 

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .._io import atomic_write
+from ..verify.result import Verdict
 from .metrics import ModelMetrics, Report
 from .tables import row_label
 
@@ -27,8 +28,8 @@ __all__ = ["plot_va", "plot_times", "plot_layer_unr", "write_plots", "PLOT_FILES
 
 PLOT_FILES = ("va.png", "times.png", "unr_layers.png")
 _HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--")
-_VERDICT_STYLE = {"unsat": ("o", "tab:green"), "sat": ("^", "tab:red"), "unknown": ("s", "tab:gray"),
-                  "timeout": ("X", "black"), "error": ("D", "tab:orange")}
+_VERDICT_STYLE = {Verdict.UNSAT: ("o", "tab:green"), Verdict.SAT: ("^", "tab:red"), Verdict.UNKNOWN: ("s", "tab:gray"),
+                  Verdict.TIMEOUT: ("X", "black"), Verdict.ERROR: ("D", "tab:orange")}
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -130,7 +131,7 @@ def plot_times(report: Report, path: str | os.PathLike[str]) -> Path:
         jitter = rng.uniform(-0.18, 0.18, len(r.times))
         for t, v, j in zip(r.times, r.verdicts, jitter, strict=True):
             marker, color = _VERDICT_STYLE[v]
-            ax.scatter(x + j, t, marker=marker, color=color, s=28 if v == "timeout" else 18, zorder=3,
+            ax.scatter(x + j, t, marker=marker, color=color, s=28 if v == Verdict.TIMEOUT else 18, zorder=3,
                        alpha=0.85, label=v if v not in used else None)
             used.add(v)
     times = np.asarray([t for r in rows for t in r.times])

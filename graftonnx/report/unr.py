@@ -17,8 +17,8 @@ import onnx
 from ..bench.spec import Property
 from ..bounds.base import BOUND_METHODS
 from ..errors import BadInput
+from ..model.graftmeta import read_native
 from ..model.info import ModelInfo
-from ..rewrite.graft import native_sites
 
 __all__ = ["LayerUnr", "BoxUnr", "unr_on_boxes"]
 
@@ -90,13 +90,12 @@ def unr_on_boxes(model: onnx.ModelProto, info: ModelInfo, props: Sequence[Proper
         for s in sites:
             totals[s.name] += int(bounds[s.name].unstable().sum())
     n = len(props)
-    table = native_sites(model)
+    table = read_native(model)
     if table is None:
         layers = tuple(LayerUnr(s.name, s.size, totals[s.name] / n if n else 0.0) for s in sites)
     else:
         def of(site: str) -> float:
             return sum(v for k, v in totals.items() if k == site or k.startswith(site + "/"))
 
-        layers = tuple(LayerUnr(str(r["site"]), int(r["size"]), of(str(r["site"])) / n if n else 0.0)  # type: ignore[call-overload]
-                       for r in table)
+        layers = tuple(LayerUnr(r.site, r.size, of(r.site) / n if n else 0.0) for r in table)
     return BoxUnr(bound, n, layers)

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 import onnx
 import onnx_graphsurgeon as gs
 
+from ..model.graftmeta import set_metadata
+
 __all__ = ["export_like"]
 
 
@@ -24,9 +26,7 @@ def export_like(graph: gs.Graph, original: onnx.ModelProto, metadata: Mapping[st
     out.opset_import.extend(original.opset_import)
     out.producer_name, out.producer_version = original.producer_name, original.producer_version
     out.doc_string, out.domain, out.model_version = original.doc_string, original.domain, original.model_version
-    del out.metadata_props[:]
-    for key, value in metadata.items():
-        out.metadata_props.add(key=key, value=value)
+    set_metadata(out, metadata)
     # keep the declared output shapes exactly as they were (graphsurgeon may re-infer them)
     for old_vi, new_vi in zip(list(original.graph.output), list(out.graph.output), strict=True):
         new_vi.CopyFrom(old_vi)

@@ -20,8 +20,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from ..model.graftmeta import read_grafts
 from .fold import Affine, GraftPattern, SimplifyReport, _report, const_of, finish_model, graft_pattern, seed_map
-from .graft import graft_records
 
 __all__ = ["drop_grafted_channels", "per_site_pass", "unit_selection", "unit_scatter"]
 
@@ -175,17 +175,17 @@ def per_site_pass(model: onnx.ModelProto, rewrite: Callable[[gs.Graph, GraftPatt
     """
     graph = gs.import_onnx(model)
     split, done, skipped = [], set(), []
-    for k, rec in enumerate(graft_records(model)):
+    for k, rec in enumerate(read_grafts(model)):
         pat = graft_pattern(graph, rec)
         if isinstance(pat, str):
             skipped.append(pat)
             continue
         msg = rewrite(graph, pat, k)
         if msg.startswith("!"):
-            skipped.append(f"{rec['site']}: {msg[1:]}")
+            skipped.append(f"{rec.site}: {msg[1:]}")
         else:
             split.append(msg)
-            done.add(str(rec["site"]))
+            done.add(rec.site)
     out = finish_model(graph, model, done)
     return out, _report(model, out, split=tuple(split), skipped=tuple(skipped))
 

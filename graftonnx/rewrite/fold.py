@@ -11,16 +11,15 @@ it, so the torch bridge still reads the result.  specs/simplify.md has the detai
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from ..model.graftmeta import GRAFTS_KEY, GraftRecord, metadata, read_grafts, write_grafts
 from ..model.runtime import tensor_shapes
 from ._export import export_like
-from .graft import GRAFTS_KEY, graft_records
 
 __all__ = ["SimplifyReport", "GraftPattern", "Affine", "remove_full_relus", "fold_linear", "simplify", "model_counts",
            "finish_model", "graft_pattern", "const_of", "MATRIX_OPS"]
@@ -81,9 +80,11 @@ def finish_model(graph: gs.Graph, original: onnx.ModelProto, drop_sites: set[str
     graph.cleanup().toposort()  # so only live Relus and constants count below
     relus = {n.name for n in graph.nodes if n.op == "Relu"}
     inits = {t.name for n in graph.nodes for t in n.inputs if isinstance(t, gs.Constant)}
-    kept = [r for r in graft_records(original) if r["site"] not in drop_sites and r["site"] in relus
-            and all(r[k] in inits for k in ("keep", "a", "b"))]
-    meta = {p.key: (json.dumps(kept) if p.key == GRAFTS_KEY else p.value) for p in original.metadata_props}
+    kept = [r for r in read_grafts(original) if r.site not in drop_sites and r.site in relus
+            and {r.keep, r.a, r.b} <= inits]
+    meta = metadata(original)
+    if GRAFTS_KEY in meta:
+        write_grafts(meta, kept)
     return export_like(graph, original, meta, "simplified")
 
 
@@ -106,9 +107,9 @@ class GraftPattern:
         return self.keep_mul.inputs[0]
 
 
-def graft_pattern(graph: gs.Graph, record: dict[str, object]) -> GraftPattern | str:
+def graft_pattern(graph: gs.Graph, record: GraftRecord) -> GraftPattern | str:
     """The graft pattern of ``record`` in ``graph``, or a reason why it is not there intact."""
-    site = str(record["site"])
+    site = record.site
     nodes = {n.name: n for n in graph.nodes}
     names = ("", "/graft_keep_mul", "/graft_zero_add", "/graft_a_mul", "/graft_b_add", "/graft_sum")
     ops = ("Relu", "Mul", "Add", "Mul", "Add", "Add")
@@ -133,7 +134,7 @@ def remove_full_relus(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Simplify
     """
     graph = gs.import_onnx(model)
     removed, skipped = [], []
-    for rec in graft_records(model):
+    for rec in read_grafts(model):
         pat = graft_pattern(graph, rec)
         if isinstance(pat, str):
             skipped.append(pat)
@@ -145,7 +146,7 @@ def remove_full_relus(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Simplify
         pat.b_add.outputs.clear()
         pat.b_add.outputs.append(y)
         pat.keep_mul.outputs.clear()
-        removed.append(str(rec["site"]))
+        removed.append(rec.site)
     out = finish_model(graph, model, set(removed))
     return out, _report(model, out, removed=tuple(removed), skipped=tuple(skipped))
 

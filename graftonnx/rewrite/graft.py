@@ -24,34 +24,12 @@ import onnx_graphsurgeon as gs
 
 from .._version import __version__
 from ..errors import BadInput
+from ..model.graftmeta import PROVENANCE_KEY, GraftRecord, metadata, read_grafts, write_grafts
 from ..model.info import ModelInfo, ReluSite, inspect_model
 from ..planning.plan import GraftPlan, LayerPlan
 from ._export import export_like
 
-__all__ = ["apply_plan", "GRAFTS_KEY", "PROVENANCE_KEY", "NATIVE_KEY", "graft_records", "native_sites",
-           "layer_tensors"]
-
-GRAFTS_KEY = "graftonnx.grafts"
-PROVENANCE_KEY = "graftonnx.provenance"
-#: Written by the verifier-ready form: every original ReLU site with its size and grafted neurons,
-#: so reports count UNR and grafted neurons against the network the graft came from.
-NATIVE_KEY = "graftonnx.native"
-
-
-def graft_records(model: onnx.ModelProto) -> list[dict[str, object]]:
-    """The ``graftonnx.grafts`` metadata of a model (empty list if it was never grafted)."""
-    for p in model.metadata_props:
-        if p.key == GRAFTS_KEY:
-            return list(json.loads(p.value))
-    return []
-
-
-def native_sites(model: onnx.ModelProto) -> list[dict[str, object]] | None:
-    """``[{"site", "size", "grafted"}, ...]`` of a verifier-ready model (None for any other model)."""
-    for p in model.metadata_props:
-        if p.key == NATIVE_KEY:
-            return list(json.loads(p.value))
-    return None
+__all__ = ["apply_plan", "layer_tensors"]
 
 
 def layer_tensors(lp: LayerPlan, site: ReluSite) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,7 +52,7 @@ def layer_tensors(lp: LayerPlan, site: ReluSite) -> tuple[np.ndarray, np.ndarray
     return (1.0 - m).reshape(shape), a.reshape(shape), b.reshape(shape)
 
 
-def _graft_site(graph: gs.Graph, relu: gs.Node, lp: LayerPlan, site: ReluSite) -> dict[str, object]:
+def _graft_site(graph: gs.Graph, relu: gs.Node, lp: LayerPlan, site: ReluSite) -> GraftRecord:
     keep, a, b = layer_tensors(lp, site)
     p = site.name
     z, y = relu.inputs[0], relu.outputs[0]
@@ -92,14 +70,12 @@ def _graft_site(graph: gs.Graph, relu: gs.Node, lp: LayerPlan, site: ReluSite) -
         gs.Node("Add", f"{p}/graft_b_add", inputs=[v["az"], c_b], outputs=[v["line"]]),
         gs.Node("Add", f"{p}/graft_sum", inputs=[v["relu"], v["line"]], outputs=[y]),
     ])
-    return {"site": p, "keep": c_keep.name, "a": c_a.name, "b": c_b.name,
-            "granularity": lp.granularity, "count": lp.count, "fixed": lp.fixed}
+    return GraftRecord(p, c_keep.name, c_a.name, c_b.name, lp.granularity, lp.count, lp.fixed)
 
 
-def _metadata(original: onnx.ModelProto, records: list[dict[str, object]],
-              provenance: dict[str, object]) -> dict[str, str]:
-    meta = {p.key: p.value for p in original.metadata_props}
-    meta[GRAFTS_KEY] = json.dumps(json.loads(meta.get(GRAFTS_KEY, "[]")) + records)
+def _metadata(original: onnx.ModelProto, records: list[GraftRecord], provenance: dict[str, object]) -> dict[str, str]:
+    meta = metadata(original)
+    write_grafts(meta, read_grafts(original) + tuple(records))
     meta[PROVENANCE_KEY] = json.dumps(provenance | {"tool": f"graftonnx {__version__}"})
     return meta
 
@@ -112,7 +88,7 @@ def apply_plan(model: onnx.ModelProto, plan: GraftPlan, info: ModelInfo | None =
     """
     info = info or inspect_model(model)
     plan.validate(info)
-    done = {str(r["site"]) for r in graft_records(model)}
+    done = {r.site for r in read_grafts(model)}
     for lp in plan.layers:
         if lp.site in done and lp.indices:
             raise BadInput(f"site {lp.site!r} is already grafted in this model: graft the original model instead")

@@ -27,13 +27,13 @@ Exact: selection and scatter weights are 0/1 (adding exact zeros), the line is `
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from ..model.graftmeta import NativeSite, metadata, read_grafts, read_native, set_metadata, write_native
 from ..model.info import inspect_model
 from ..model.runtime import tensor_shapes
 from .channels import _unit_vector, per_site_pass, unit_scatter, unit_selection
@@ -48,7 +48,6 @@ from .fold import (
     fold_linear,
     simplify,
 )
-from .graft import NATIVE_KEY, graft_records, native_sites
 
 __all__ = ["native_form", "select_kept", "channel_consts_to_conv", "spatial_const_ops", "spatial_mask_ops"]
 
@@ -163,17 +162,16 @@ def spatial_mask_ops(model: onnx.ModelProto) -> list[str]:
     return [node.name for node, _, _ in spatial_const_ops(model)]
 
 
-def _site_table(model: onnx.ModelProto) -> list[dict[str, object]]:
+def _site_table(model: onnx.ModelProto) -> tuple[NativeSite, ...]:
     """Every ReLU site of the mask-form ``model`` with its size and grafted neurons (``NATIVE_KEY``)."""
-    done = native_sites(model)
+    done = read_native(model)
     if done is not None:  # already converted once: keep the original network's table
         return done
     sites = {s.name: s for s in inspect_model(model).relus}
     grafted = {name: 0 for name in sites}
-    for r in graft_records(model):
-        site = sites[str(r["site"])]
-        grafted[site.name] += int(r["count"]) * (site.per_channel if r.get("granularity") == "channel" else 1)
-    return [{"site": name, "size": s.size, "grafted": grafted[name]} for name, s in sites.items()]
+    for r in read_grafts(model):
+        grafted[r.site] += r.neurons(sites[r.site].per_channel)
+    return tuple(NativeSite(name, s.size, grafted[name]) for name, s in sites.items())
 
 
 def native_form(model: onnx.ModelProto, fold: bool = True) -> tuple[onnx.ModelProto, SimplifyReport]:
@@ -193,10 +191,7 @@ def native_form(model: onnx.ModelProto, fold: bool = True) -> tuple[onnx.ModelPr
     for item in rep.skipped:
         last.pop(item.split(":")[0], None)
         last[item.split(":")[0]] = item
-    meta = {p.key: p.value for p in out.metadata_props}
-    if any(int(r["grafted"]) for r in table):  # type: ignore[call-overload]  # an ungrafted net stays ungrafted
-        meta[NATIVE_KEY] = json.dumps(table)
-    del out.metadata_props[:]
-    for key, value in meta.items():
-        out.metadata_props.add(key=key, value=value)
-    return out, replace(rep, skipped=tuple(v for k, v in last.items() if k not in done))
+    meta = metadata(out)
+    if any(r.grafted for r in table):  # an ungrafted net stays ungrafted
+        write_native(meta, table)
+    return set_metadata(out, meta), replace(rep, skipped=tuple(v for k, v in last.items() if k not in done))

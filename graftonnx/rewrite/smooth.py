@@ -21,6 +21,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ..errors import BadInput
+from ..model.graftmeta import metadata
 from ..model.info import ReluSite
 from ..model.runtime import OrtRunner, tensor_shapes
 from ..planning.plan import GRANULARITIES, GraftPlan, LayerPlan
@@ -83,7 +84,7 @@ def _graft(graph: gs.Graph, act: gs.Node, lp: LayerPlan, site: ReluSite) -> dict
 def apply_smooth_plan(model: onnx.ModelProto, plan: GraftPlan) -> onnx.ModelProto:
     """A new model with the plan's Sigmoid/Tanh units grafted; input/output names, shapes, metadata kept."""
     sites = _validate(model, plan)
-    meta = {p.key: p.value for p in model.metadata_props}
+    meta = metadata(model)
     done = {r["site"] for r in json.loads(meta.get(SMOOTH_KEY, "[]"))}
     if done & {lp.site for lp in plan.layers if lp.indices}:
         raise BadInput("a plan site is already smooth-grafted in this model: graft the original model instead")

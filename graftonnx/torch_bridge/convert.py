@@ -27,9 +27,9 @@ from onnx import numpy_helper
 from torch import nn
 
 from ..errors import BadInput, UnsupportedModel
+from ..model.graftmeta import GraftRecord, read_grafts
 from ..model.info import graph_inputs
 from ..model.runtime import tensor_shapes
-from .grafts import GraftRecord, graft_constants, read_grafts
 from .ops import CONVERTERS, NodeContext, node_attributes
 
 __all__ = ["OnnxModule", "GraftSite", "to_torch"]
@@ -63,9 +63,15 @@ def _key(name: str, taken: set[str]) -> str:
 
 
 def _frozen_constants(model: onnx.ModelProto, records: tuple[GraftRecord, ...]) -> set[str]:
-    """Float initialisers that are not weights: normalisation, BN statistics, graft structure."""
-    frozen = graft_constants(model, records)
+    """Float initialisers that are not weights: normalisation, BN statistics, graft structure.
+
+    The graft structure is each ``keep`` and the ``zero`` of ``Relu(Add(Mul(z, keep), zero))``.
+    """
     inits = {t.name for t in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    relus = {n.name: n for n in model.graph.node if n.op_type == "Relu"}
+    adds = [a for r in records if (a := producers.get(relus[r.site].input[0])) is not None and a.op_type == "Add"]
+    frozen = {r.keep for r in records} | {i for a in adds for i in a.input if i in inits}
     current = {graph_inputs(model)[0].name}
     for node in model.graph.node:
         if not current.intersection(node.input):
@@ -110,7 +116,7 @@ class OnnxModule(nn.Module):
         inp = graph_inputs(model)[0]
         self.input_name = inp.name
         self.output_names = tuple(o.name for o in model.graph.output)
-        records = read_grafts(model)
+        records = read_grafts(model, check=True)
         consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
         for n in model.graph.node:
             if n.op_type == "Constant":

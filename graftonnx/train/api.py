@@ -19,10 +19,11 @@ from torch import nn
 from ..data.dataset import Dataset
 from ..errors import BadInput, GraftFailure
 from ..model import inspect_model, prepend_normalisation
+from ..model.graftmeta import metadata, read_grafts, set_metadata
 from ..model.info import ModelInfo, TensorInfo
 from ..parity import compare, ort_callable, random_inputs
 from .arch import build_arch, export_onnx
-from .bridge import graft_records, write_back
+from .bridge import write_back
 from .checks import as_tensors, check_dataset
 from .config import TrainConfig
 from .evaluate import pixel_module
@@ -76,13 +77,10 @@ def _check_parity(model: onnx.ModelProto, module: nn.Module, data: Dataset) -> f
 
 
 def _record(model: onnx.ModelProto, result: TrainResult, kind: str) -> onnx.ModelProto:
-    meta = {p.key: p.value for p in model.metadata_props}
+    meta = metadata(model)
     meta[TRAIN_KEY] = json.dumps({"kind": kind, "config": result.config.result_fields(),
                                   "best_epoch": result.best_epoch})
-    del model.metadata_props[:]
-    for k, v in meta.items():
-        model.metadata_props.add(key=k, value=v)
-    return model
+    return set_metadata(model, meta)
 
 
 def finetune(model: onnx.ModelProto, data: Dataset, cfg: TrainConfig) -> Outcome:
@@ -96,7 +94,7 @@ def finetune(model: onnx.ModelProto, data: Dataset, cfg: TrainConfig) -> Outcome
     info = inspect_model(model)
     check_dataset(data, info.input.sample_shape, _n_classes(info))
     notes: tuple[str, ...] = ()
-    if not graft_records(model):
+    if not read_grafts(model):
         if cfg.freeze_weights:
             raise BadInput("--freeze-weights on a model that is not grafted leaves nothing to train: "
                            "graft it first (graftonnx graft) or drop --freeze-weights")

@@ -12,9 +12,8 @@ import onnx
 from torch import nn
 
 from ..errors import GraftFailure
-from ..rewrite.graft import GRAFTS_KEY, graft_records
 
-__all__ = ["GRAFTS_KEY", "to_torch", "write_back", "graft_records"]
+__all__ = ["to_torch", "write_back"]
 
 def _bridge():  # noqa: ANN202  (module object)
     try:

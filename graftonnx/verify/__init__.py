@@ -3,11 +3,11 @@
 from .backends import BACKENDS, Backend, BackendOptions, make_backend
 from .cexcheck import INVALID_CEX, cex_problem, check_result
 from .journal import Journal
-from .result import VERDICTS, Counterexample, Result, parse_assignment
+from .result import VERDICTS, Counterexample, Result, Verdict, is_solved, parse_assignment
 from .runner import Instance, RunSummary, read_instances, run_instance, verify_benchmark
 
 __all__ = [
     "BACKENDS", "Backend", "BackendOptions", "make_backend", "INVALID_CEX", "cex_problem", "check_result",
-    "Journal", "VERDICTS", "Counterexample", "Result", "parse_assignment", "Instance", "RunSummary",
-    "read_instances", "run_instance", "verify_benchmark",
+    "Journal", "VERDICTS", "Verdict", "is_solved", "Counterexample", "Result", "parse_assignment", "Instance",
+    "RunSummary", "read_instances", "run_instance", "verify_benchmark",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 from ..bench.spec import Property
 from ..model.loader import load_model
 from ..model.runtime import OrtRunner
-from .result import Counterexample, Result
+from .result import Counterexample, Result, Verdict
 
 __all__ = ["INVALID_CEX", "BOX_TOL", "onnx_logits", "cex_problem", "check_result"]
 
@@ -62,7 +62,7 @@ def cex_problem(onnx_path: str | os.PathLike[str], prop: Property, cex: Countere
 
 def check_result(result: Result, onnx_path: str | os.PathLike[str], prop: Property) -> Result:
     """``result`` unchanged unless it is a ``sat`` whose counterexample fails the check (→ ``error``)."""
-    if result.verdict != "sat":
+    if result.verdict != Verdict.SAT:
         return result
     if result.counterexample is None:
         why = "no counterexample was given"
@@ -76,4 +76,4 @@ def check_result(result: Result, onnx_path: str | os.PathLike[str], prop: Proper
         cex = Counterexample(result.counterexample.inputs, tuple(float(v) for v in y))  # type: ignore[union-attr]
         return result.replace(counterexample=cex)
     msg = f"{INVALID_CEX}: {why}" + (f"; backend said: {result.message}" if result.message else "")
-    return result.replace(verdict="error", message=msg)
+    return result.replace(verdict=Verdict.ERROR, message=msg)

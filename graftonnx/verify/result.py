@@ -8,14 +8,43 @@ record that survives a JSON round trip is what makes an interrupted run resumabl
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["VERDICTS", "Counterexample", "Result", "parse_assignment", "sat_with_counterexample"]
+__all__ = ["Verdict", "VERDICTS", "is_solved", "Counterexample", "Result", "parse_assignment",
+           "sat_with_counterexample"]
 
-#: ``sat``: a (checked) counterexample exists; ``unsat``: the property is verified.
-VERDICTS = ("sat", "unsat", "timeout", "unknown", "error")
+
+class Verdict(str, enum.Enum):
+    """``sat``: a (checked) counterexample exists; ``unsat``: the property is verified.
+
+    A ``str`` enum (3.10 has no StrEnum): it equals, hashes, prints and JSON-encodes as its
+    value, so journals stay byte-identical and comparisons with plain strings still hold.
+    """
+
+    SAT = "sat"
+    UNSAT = "unsat"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> Verdict:  # ``Verdict("proved")``: name the valid spellings
+        raise ValueError(f"verdict {value!r} is not one of {', '.join(VERDICTS)}")
+
+
+#: Every verdict in table order (counting tables, summaries).
+VERDICTS: tuple[Verdict, ...] = tuple(Verdict)
+
+
+def is_solved(verdict: str) -> bool:
+    """True for the verdicts that settle the property (``sat`` or ``unsat``)."""
+    return verdict in (Verdict.SAT, Verdict.UNSAT)
 
 
 @dataclass(frozen=True)
@@ -41,15 +70,14 @@ class Result:
     model: str
     vnnlib: str
     backend: str
-    verdict: str
+    verdict: Verdict
     seconds: float
     counterexample: Counterexample | None = None
     message: str = ""
     log: str = ""
 
     def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict {self.verdict!r} is not one of {VERDICTS}")
+        object.__setattr__(self, "verdict", Verdict(self.verdict))
 
     def replace(self, **changes: Any) -> Result:
         return dataclasses.replace(self, **changes)
@@ -96,7 +124,7 @@ def parse_assignment(text: str) -> Counterexample | None:
     return Counterexample(tuple(xs[i] for i in range(len(xs))), tuple(ys[i] for i in range(len(ys))))
 
 
-def sat_with_counterexample(body: str, who: str, hint: str = "") -> tuple[str, str, Counterexample | None]:
+def sat_with_counterexample(body: str, who: str, hint: str = "") -> tuple[Verdict, str, Counterexample | None]:
     """``(verdict, message, cex)`` for a verifier that said sat: ``sat`` only with a parsable counterexample.
 
     Shared by the subprocess backends so a garbled or missing assignment is always an ``error``.
@@ -104,7 +132,7 @@ def sat_with_counterexample(body: str, who: str, hint: str = "") -> tuple[str, s
     try:
         cex = parse_assignment(body)
     except ValueError as exc:
-        return "error", f"{who} wrote a malformed counterexample: {exc}", None
+        return Verdict.ERROR, f"{who} wrote a malformed counterexample: {exc}", None
     if cex is None:
-        return "error", f"{who} reported sat without a counterexample{hint}", None
-    return "sat", "", cex
+        return Verdict.ERROR, f"{who} reported sat without a counterexample{hint}", None
+    return Verdict.SAT, "", cex

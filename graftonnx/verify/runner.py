@@ -29,7 +29,7 @@ from ..errors import BadInput, GraftError, GraftFailure
 from .backends.base import Backend, BackendOptions, make_backend
 from .cexcheck import check_result
 from .journal import Journal
-from .result import VERDICTS, Result
+from .result import VERDICTS, Result, Verdict, is_solved
 
 __all__ = ["Instance", "RunSummary", "read_instances", "run_instance", "verify_benchmark"]
 
@@ -107,11 +107,11 @@ def run_instance(backend: Backend, root: Path, inst: Instance, timeout: float, l
     t0 = time.monotonic()
     try:
         res = backend.verify(root / inst.model, root / inst.vnnlib, timeout, _workdir(logs, inst))
-        if res.seconds > timeout and res.verdict not in ("sat", "unsat", "error"):
-            res = res.replace(verdict="timeout")
+        if res.seconds > timeout and not is_solved(res.verdict) and res.verdict != Verdict.ERROR:
+            res = res.replace(verdict=Verdict.TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - isolate the instance; the message keeps the reason
         msg = exc.message if isinstance(exc, GraftError) else f"{type(exc).__name__}: {exc}"
-        res = Result(inst.key, inst.model, inst.vnnlib, backend.name, "error", time.monotonic() - t0,
+        res = Result(inst.key, inst.model, inst.vnnlib, backend.name, Verdict.ERROR, time.monotonic() - t0,
                      message=" ".join(msg.split())[:500])
     return res.replace(instance=inst.key, model=inst.model, vnnlib=inst.vnnlib, backend=backend.name)
 

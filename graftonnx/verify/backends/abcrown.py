@@ -24,7 +24,7 @@ import yaml
 
 from ...errors import BadInput
 from ...verifier_shims import LAUNCHER
-from ..result import Counterexample, Result, sat_with_counterexample
+from ..result import Counterexample, Result, Verdict, sat_with_counterexample
 from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
 
 __all__ = ["AbcrownBackend", "AbcrownConfig", "abcrown_root", "abcrown_python", "parse_abcrown", "ENV_VAR",
@@ -37,7 +37,7 @@ BRANCHING = ("kfsb", "babsr", "fsb")
 #: Run in the chosen interpreter: its torch version and whether clamp's bound gradient is 0 there.
 _PROBE = ("import torch; x = torch.tensor([0.0, 1.0], requires_grad=True); torch.clamp(x, 0.0, 1.0).sum().backward(); "
           "print(torch.__version__, bool((x.grad == 0).all()))")
-_WORDS = {"sat", "unsat", "timeout", "unknown"}
+_WORDS = {v.value: v for v in Verdict if v is not Verdict.ERROR}
 
 
 def abcrown_root(path: str | os.PathLike[str] | None) -> Path:
@@ -135,16 +135,16 @@ class AbcrownConfig:
         return "# written by graftonnx verify --backend abcrown\n" + yaml.safe_dump(self.as_dict(), sort_keys=False)
 
 
-def parse_abcrown(text: str | None) -> tuple[str, str, Counterexample | None]:
+def parse_abcrown(text: str | None) -> tuple[Verdict, str, Counterexample | None]:
     """(verdict, message, counterexample) from a single-vnnlib results file's text."""
     if text is None:
-        return "error", "α,β-CROWN wrote no results file", None
+        return Verdict.ERROR, "α,β-CROWN wrote no results file", None
     word, _, body = text.strip().partition("\n")
     word = word.strip().lower()
     if word not in _WORDS:
-        return "error", f"α,β-CROWN results file starts with {word[:40]!r}, not sat/unsat/timeout", None
-    if word != "sat":
-        return word, "", None
+        return Verdict.ERROR, f"α,β-CROWN results file starts with {word[:40]!r}, not sat/unsat/timeout", None
+    if word != Verdict.SAT:
+        return _WORDS[word], "", None
     return sat_with_counterexample(body, "α,β-CROWN", " (save_adv_example off?)")
 
 
@@ -210,13 +210,13 @@ class AbcrownBackend:
         return self._result(onnx_path, vnnlib_path, out, results, time.monotonic() - t0)
 
     def _result(self, onnx_path: Path, vnnlib_path: Path, out: ProcOutcome, results: Path, seconds: float) -> Result:
-        def res(verdict: str, message: str = "", cex: Counterexample | None = None) -> Result:
+        def res(verdict: Verdict, message: str = "", cex: Counterexample | None = None) -> Result:
             return base_result(self.name, onnx_path, vnnlib_path, verdict, seconds, message=message,
                                log=str(out.log), counterexample=cex)
 
         if out.timed_out:
-            return res("timeout", f"killed after {out.seconds:.1f} s wall time (hard limit)")
+            return res(Verdict.TIMEOUT, f"killed after {out.seconds:.1f} s wall time (hard limit)")
         verdict, message, cex = parse_abcrown(results.read_text(errors="replace") if results.is_file() else None)
-        if verdict == "error":
+        if verdict == Verdict.ERROR:
             message = f"{message}; exit code {out.returncode}; see {out.log}: {out.log_tail(200)}"
         return res(verdict, message, cex)

@@ -22,7 +22,7 @@ from ...bench.spec import Property
 from ...bench.vnnlib import read_vnnlib
 from ...errors import BadInput
 from ..cexcheck import cex_problem, onnx_logits
-from ..result import Counterexample, Result
+from ..result import Counterexample, Result, Verdict
 from .base import BACKENDS, BackendOptions, base_result
 
 __all__ = ["LirpaBackend", "LIRPA_VERIFY_METHODS", "margin_lower_bounds", "pgd_attack"]
@@ -135,7 +135,7 @@ class LirpaBackend:
         p = Path(onnx_path)
         net = _net(str(p.resolve()), p.stat().st_mtime)
 
-        def res(verdict: str, message: str, cex: Counterexample | None = None) -> Result:
+        def res(verdict: Verdict, message: str, cex: Counterexample | None = None) -> Result:
             return base_result(self.name, p, Path(vnnlib_path), verdict, time.monotonic() - t0, message=message,
                                counterexample=cex)
 
@@ -147,11 +147,11 @@ class LirpaBackend:
         for method in methods:
             worst = float(margin_lower_bounds(net, prop, method).min())
             if worst > 0:
-                return res("unsat", f"{self.method}: min margin lower bound {worst:.4g} > 0")
+                return res(Verdict.UNSAT, f"{self.method}: min margin lower bound {worst:.4g} > 0")
             if time.monotonic() - t0 > timeout:
-                return res("timeout", f"{self.method} bounds took longer than {timeout:g} s")
+                return res(Verdict.TIMEOUT, f"{self.method} bounds took longer than {timeout:g} s")
         x = pgd_attack(net.torch, prop, net.input_shape)
         if x is not None and cex_problem(p, prop, Counterexample(tuple(x), ())) is None:
             y = onnx_logits(p, x)
-            return res("sat", "PGD attack found a counterexample", Counterexample(tuple(x), tuple(map(float, y))))
-        return res("unknown", f"{self.method}: min margin lower bound {worst:.4g} <= 0 and no attack succeeded")
+            return res(Verdict.SAT, "PGD attack found a counterexample", Counterexample(tuple(x), tuple(map(float, y))))
+        return res(Verdict.UNKNOWN, f"{self.method}: min margin lower bound {worst:.4g} <= 0 and no attack succeeded")

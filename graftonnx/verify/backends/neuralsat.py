@@ -19,12 +19,12 @@ from pathlib import Path
 
 from ...errors import BadInput
 from ...verifier_shims import LAUNCHER
-from ..result import Result, sat_with_counterexample
+from ..result import Result, Verdict, sat_with_counterexample
 from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
 
 __all__ = ["NeuralsatBackend", "neuralsat_dir", "parse_neuralsat"]
 
-_STATUS = {"unsat": "unsat", "sat": "sat", "timeout": "timeout", "unknown": "unknown"}
+_STATUS = {v.value: v for v in Verdict if v is not Verdict.ERROR}
 
 
 def neuralsat_dir() -> Path:
@@ -42,7 +42,7 @@ def neuralsat_dir() -> Path:
     return root
 
 
-def parse_neuralsat(result_text: str | None, log_text: str) -> tuple[str, str, object]:
+def parse_neuralsat(result_text: str | None, log_text: str) -> tuple[Verdict, str, object]:
     """(verdict, message, counterexample) from the result file (preferred) or the log's last status line."""
     status, body = "", ""
     if result_text and result_text.strip():
@@ -55,8 +55,8 @@ def parse_neuralsat(result_text: str | None, log_text: str) -> tuple[str, str, o
                 status = head
                 break
     if status not in _STATUS:
-        return "error", f"NeuralSAT printed no verdict (got {status or 'nothing'!r})", None
-    if status != "sat":
+        return Verdict.ERROR, f"NeuralSAT printed no verdict (got {status or 'nothing'!r})", None
+    if status != Verdict.SAT:
         return _STATUS[status], "", None
     return sat_with_counterexample(body, "NeuralSAT")
 
@@ -116,17 +116,17 @@ class NeuralsatBackend:
 
     def _result(self, onnx_path: Path, vnnlib_path: Path, out: ProcOutcome, result_file: Path,
                 seconds: float) -> Result:
-        def res(verdict: str, message: str = "", cex: object = None) -> Result:
+        def res(verdict: Verdict, message: str = "", cex: object = None) -> Result:
             return base_result(self.name, onnx_path, vnnlib_path, verdict, seconds, message=message,
                                log=str(out.log), counterexample=cex)
 
         if out.timed_out:
-            return res("timeout", f"killed after {out.seconds:.1f} s wall time (hard limit)")
+            return res(Verdict.TIMEOUT, f"killed after {out.seconds:.1f} s wall time (hard limit)")
         text = result_file.read_text(errors="replace") if result_file.is_file() else None
         log_text = out.log.read_text(errors="replace") if out.log.is_file() else ""
         verdict, message, cex = parse_neuralsat(text, log_text)
-        if out.returncode != 0 and verdict != "error":
-            verdict, message = "error", f"NeuralSAT exited with code {out.returncode} after printing {verdict}"
-        if verdict == "error":
+        if out.returncode != 0 and verdict != Verdict.ERROR:
+            verdict, message = Verdict.ERROR, f"NeuralSAT exited with code {out.returncode} after printing {verdict}"
+        if verdict == Verdict.ERROR:
             message = f"{message}; exit code {out.returncode}; see {out.log}: {out.log_tail(200)}"
         return res(verdict, message, cex)
