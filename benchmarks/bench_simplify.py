@@ -34,7 +34,7 @@ from graftonnx.planning import LayerPlan
 from graftonnx.rewrite import apply_plan
 from graftonnx.rewrite.channels import drop_grafted_channels
 from graftonnx.rewrite.fold import fold_linear, model_counts, remove_full_relus
-from graftonnx.verify.backends.base import BackendOptions
+from graftonnx.verify.backends.lirpa import LirpaOptions
 from graftonnx.verify.result import Verdict
 from graftonnx.verify.runner import verify_benchmark
 
@@ -79,7 +79,7 @@ def _verify(models: list, data, eps: float, n: int) -> list[tuple[float, float]]
             g.save_model(m, paths[-1])
         bench_dir = Path(tmp) / "bench"
         export_benchmark(paths, data, eps, n, 0, bench_dir, 60.0, skip="none")
-        summary = verify_benchmark(bench_dir, "lirpa", BackendOptions(method="crown"), Path(tmp) / "r.jsonl",
+        summary = verify_benchmark(bench_dir, "lirpa", LirpaOptions(method="crown"), Path(tmp) / "r.jsonl",
                                    progress=False)
         out = []
         for p in paths:

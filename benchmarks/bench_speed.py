@@ -59,7 +59,7 @@ from graftonnx.model import OrtRunner, inspect_model, prepend_normalisation  # n
 from graftonnx.rewrite.native import native_form  # noqa: E402
 from graftonnx.train.attacks import PgdConfig, pgd  # noqa: E402
 from graftonnx.train.bridge import to_torch  # noqa: E402
-from graftonnx.verify import BackendOptions, read_instances, verify_benchmark  # noqa: E402
+from graftonnx.verify import backend_options, read_instances, verify_benchmark  # noqa: E402
 from graftonnx.verify.journal import Journal  # noqa: E402
 from graftonnx.verify.result import Verdict, is_solved  # noqa: E402
 
@@ -211,7 +211,8 @@ def run_verify(instances: int, timeout: float, backends: list[str], workers: int
         journal = folder / f"speed-{key}{tag}.jsonl"
         _log(f"{key}: {len(images)} instances × {len(names)} models, timeout {timeout:g} s")
         t0 = time.perf_counter()
-        verify_benchmark(bench, backend, BackendOptions(method=method, device="cpu", grace_s=15.0), journal,
+        opts = backend_options(backend, {"method": method, "device": "cpu", "grace_s": 15.0})
+        verify_benchmark(bench, backend, opts, journal,
                          timeout=timeout, workers=workers if backend != "abcrown" else 1, progress=False)
         entry = _summarise(bench, journal, eligible, images, timeout) | {
             "wall_s": round(time.perf_counter() - t0, 1), "timeout": timeout,
@@ -250,7 +251,7 @@ def run_bab(bench: Path, tag: str, timeout: float) -> None:
     for branching in ("babsr", "kfsb", "fsb"):
         journal = OUT / "bab" / f"{tag}-{branching}.jsonl"
         journal.parent.mkdir(parents=True, exist_ok=True)
-        opts = BackendOptions(device="cpu", branching=branching, grace_s=15.0)
+        opts = backend_options("abcrown", {"device": "cpu", "branching": branching, "grace_s": 15.0})
         summary = verify_benchmark(bench, "abcrown", opts, journal, timeout=timeout, progress=False)
         for r in summary.results:
             stem = f"{tag}_{Path(r.model).stem}_{Path(r.vnnlib).stem}_{branching}"

@@ -37,7 +37,8 @@ from graftonnx.data.dataset import DataSpec
 from graftonnx.report.metrics import ReportOptions, build_report
 from graftonnx.train import TrainConfig
 from graftonnx.train.api import finetune
-from graftonnx.verify.backends.base import BACKENDS, BackendOptions, base_result
+from graftonnx.verify.backends.base import BACKENDS, backend_options, base_result
+from graftonnx.verify.backends.lirpa import LirpaOptions
 from graftonnx.verify.result import Verdict
 from graftonnx.verify.runner import verify_benchmark
 
@@ -53,9 +54,10 @@ class NullBackend:
     """Answers ``unknown`` at once: what is left of a run's time is graftonnx's own overhead."""
 
     name = "null"
+    Options = LirpaOptions  # no knobs of its own: any lirpa options do
 
     @classmethod
-    def from_options(cls, options: BackendOptions) -> NullBackend:
+    def from_options(cls, options: LirpaOptions) -> NullBackend:
         return cls()
 
     def verify(self, onnx_path, vnnlib_path, timeout, workdir):  # noqa: ANN001, ANN201
@@ -80,8 +82,8 @@ def _models(name: str, work: Path) -> list[Path]:
 
 def _run(bench: Path, backend: str, timeout: float, journal: Path) -> float:
     t = time.perf_counter()
-    verify_benchmark(bench, backend, BackendOptions(method="crown", grace_s=10.0), journal, timeout=timeout,
-                     progress=False)
+    opts = backend_options(backend, {"method": "crown", "grace_s": 10.0})
+    verify_benchmark(bench, backend, opts, journal, timeout=timeout, progress=False)
     return time.perf_counter() - t
 
 

@@ -38,7 +38,8 @@ from graftonnx.report import (
     write_report,
 )
 from graftonnx.report import write as write_mod
-from graftonnx.verify import BackendOptions, verify_benchmark
+from graftonnx.verify import verify_benchmark
+from graftonnx.verify.backends.lirpa import LirpaOptions
 from graftonnx.verify.result import Result
 
 NET = "mnist-net_256x2"
@@ -92,7 +93,7 @@ def synth_journal(bench: Path) -> Path:
 @pytest.fixture(scope="module")
 def real_journal(bench: Path) -> Path:
     path = bench.parent / "real.jsonl"
-    verify_benchmark(bench, "lirpa", BackendOptions(method="ibp"), path, progress=False)
+    verify_benchmark(bench, "lirpa", LirpaOptions(method="ibp"), path, progress=False)
     return path
 
 

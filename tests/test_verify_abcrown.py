@@ -14,8 +14,15 @@ from verify_helpers import NET, make_bench, mnist_image
 from graftonnx.bench.spec import Property
 from graftonnx.errors import BadInput
 from graftonnx.verifier_shims import LAUNCHER
-from graftonnx.verify import BackendOptions, cex_problem, make_backend, verify_benchmark
-from graftonnx.verify.backends.abcrown import ENV_VAR, AbcrownBackend, AbcrownConfig, abcrown_root, parse_abcrown
+from graftonnx.verify import cex_problem, make_backend, verify_benchmark
+from graftonnx.verify.backends.abcrown import (
+    ENV_VAR,
+    AbcrownBackend,
+    AbcrownConfig,
+    AbcrownOptions,
+    abcrown_root,
+    parse_abcrown,
+)
 
 DATA = Path(__file__).parent / "data" / "abcrown"
 MNISTFC = Path(__file__).resolve().parents[2] / "shared" / "vnncomp-examples" / "mnistfc"
@@ -74,7 +81,7 @@ def test_parse_garbage() -> None:
 def test_missing_checkout_is_badinput(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
     with pytest.raises(BadInput, match="--abcrown PATH or set ABCROWN_PATH"):
-        make_backend("abcrown", BackendOptions())
+        make_backend("abcrown")
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
     with pytest.raises(BadInput, match="ABCROWN_PATH"):
         abcrown_root(None)
@@ -113,7 +120,7 @@ def test_fake_checkout_through_the_runner(fake_checkout: Path, tmp_path: Path, m
                                           monkeypatch: pytest.MonkeyPatch, mode: str, verdict: str) -> None:
     monkeypatch.setenv("FAKE_ABCROWN", str(DATA / f"{mode}.results.txt") if "/" in mode else mode)
     bench = make_bench(tmp_path, model_path(NET), mnist_csv, [(0, 0.1)], timeout=1)
-    opts = BackendOptions(device="cpu", abcrown_path=str(fake_checkout), grace_s=10.0)  # the launcher imports torch
+    opts = AbcrownOptions(device="cpu", path=str(fake_checkout), grace_s=10.0)  # the launcher imports torch
     s = verify_benchmark(bench, "abcrown", opts, tmp_path / "r.jsonl", progress=False)
     (r,) = s.results
     assert r.verdict == verdict, r.message

@@ -14,8 +14,9 @@ from conftest import model_path
 from verify_helpers import NET, make_bench
 
 from graftonnx.cli import main
-from graftonnx.verify import BackendOptions, Journal, verify_benchmark
-from graftonnx.verify.backends.neuralsat import NeuralsatBackend, parse_neuralsat
+from graftonnx.verify import Journal, verify_benchmark
+from graftonnx.verify.backends.lirpa import LirpaOptions
+from graftonnx.verify.backends.neuralsat import NeuralsatBackend, NeuralsatOptions, parse_neuralsat
 
 # Image 0 (label 7) has a large margin: eps 0.005 is provably robust; eps 0.1 is attackable.
 CASES = [(0, 0.005), (0, 0.1)]
@@ -28,7 +29,7 @@ def bench(tmp_path: Path, mnist_csv: Path) -> Path:
 
 @pytest.mark.parametrize("method", ["ibp", "crown", "alpha-crown"])
 def test_lirpa_unsat_and_checked_sat(bench: Path, tmp_path: Path, method: str) -> None:
-    s = verify_benchmark(bench, "lirpa", BackendOptions(method=method), tmp_path / "r.jsonl", progress=False)
+    s = verify_benchmark(bench, "lirpa", LirpaOptions(method=method), tmp_path / "r.jsonl", progress=False)
     robust, attacked = s.results
     assert robust.verdict == "unsat", robust.message
     assert "lower bound" in robust.message
@@ -96,7 +97,7 @@ def test_neuralsat_real_unsat_and_sat(bench: Path, tmp_path: Path) -> None:
     """The real NeuralSAT (CPU) on two tiny instances; also measures its per-instance overhead."""
     os.environ.pop("NEURALSAT_PATH", None)
     journal = tmp_path / "r.jsonl"
-    s = verify_benchmark(bench, "neuralsat", BackendOptions(device="cpu"), journal, progress=False)
+    s = verify_benchmark(bench, "neuralsat", NeuralsatOptions(device="cpu"), journal, progress=False)
     robust, attacked = s.results
     assert robust.verdict == "unsat", robust.message
     assert attacked.verdict == "sat", attacked.message
@@ -112,7 +113,7 @@ def test_lirpa_on_a_grafted_net(tmp_path: Path, mnist_csv: Path) -> None:
                                     "--no-progress"])
     assert res.exit_code == 0, res.output
     bench = make_bench(tmp_path / "g", grafted, mnist_csv, [(0, 0.005)])
-    (r,) = verify_benchmark(bench, "lirpa", BackendOptions(method="crown"), tmp_path / "r.jsonl",
+    (r,) = verify_benchmark(bench, "lirpa", LirpaOptions(method="crown"), tmp_path / "r.jsonl",
                             progress=False).results
     assert r.verdict == "unsat", r.message
 
@@ -126,4 +127,4 @@ def test_neuralsat_mip_off_by_default(tmp_path: Path) -> None:
     settings = Path(cmd[cmd.index("--setting_file") + 1])
     assert json.loads(settings.read_text()) == {"use_mip_verify": False, "use_mip_tightening": False}
     assert "--setting_file" not in NeuralsatBackend(mip=True).command(Path("n.onnx"), Path("p.vnnlib"), 10.0, result)
-    assert NeuralsatBackend.from_options(BackendOptions(mip=True)).mip
+    assert NeuralsatBackend.from_options(NeuralsatOptions(mip=True)).mip

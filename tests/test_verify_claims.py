@@ -21,7 +21,8 @@ from graftonnx.data.dataset import DataSpec
 from graftonnx.torch_bridge import to_torch
 from graftonnx.train import PgdConfig, TrainConfig, pgd
 from graftonnx.train.api import finetune
-from graftonnx.verify import BackendOptions, verify_benchmark
+from graftonnx.verify import verify_benchmark
+from graftonnx.verify.backends.lirpa import LirpaOptions
 from tests.conftest import DATASETS, model_path
 
 NET = "mnist-net_256x2"
@@ -42,7 +43,7 @@ def test_no_unsat_where_pgd_finds_a_violation(tmp_path):
     checked = 0
     for eps in (0.02, 0.05):
         bench = _bench(tmp_path, [net], eps, 20)
-        summary = verify_benchmark(bench, "lirpa", BackendOptions(method="crown"), tmp_path / f"r{eps}.jsonl",
+        summary = verify_benchmark(bench, "lirpa", LirpaOptions(method="crown"), tmp_path / f"r{eps}.jsonl",
                                    progress=False)
         for r in summary.results:
             prop = read_vnnlib(bench / r.vnnlib)
@@ -67,7 +68,7 @@ def test_graft_and_finetune_lowers_unr_and_keeps_unsat(tmp_path):
     path = tmp_path / "tuned.onnx"
     g.save_model(tuned, path)
     bench = _bench(tmp_path, [net, path], 0.02, 15)
-    summary = verify_benchmark(bench, "lirpa", BackendOptions(method="crown"), tmp_path / "r.jsonl", progress=False)
+    summary = verify_benchmark(bench, "lirpa", LirpaOptions(method="crown"), tmp_path / "r.jsonl", progress=False)
     unsat = {m: sum(r.verdict == "unsat" for r in summary.results if Path(r.model).name == m)
              for m in (net.name, path.name)}
     assert unsat[path.name] >= unsat[net.name], unsat

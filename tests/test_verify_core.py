@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from verify_helpers import NET, make_bench, mnist_image
 from graftonnx.bench.vnnlib import read_vnnlib
 from graftonnx.cli import main
 from graftonnx.errors import BadInput
+from graftonnx.settings import Settings, knob
 from graftonnx.verify import (
     BACKENDS,
     INVALID_CEX,
@@ -32,16 +34,24 @@ from graftonnx.verify.cexcheck import onnx_logits
 
 
 @dataclass(frozen=True)
+class FakeOptions(Settings):
+    """The fake backend's own knob (backends declare their options)."""
+
+    mode: str = knob("unsat", "What the fake verifier claims.")
+
+
+@dataclass(frozen=True)
 class FakeBackend:
     """Claims whatever ``mode`` says, and counts calls in a file (so resume can be observed)."""
 
     mode: str = "unsat"
     name: str = "fake"
     parallel_ok: bool = False
+    Options: ClassVar[type] = FakeOptions
 
     @classmethod
-    def from_options(cls, opts):  # noqa: ANN001, ANN206
-        return cls(mode=opts.method)
+    def from_options(cls, opts: FakeOptions) -> FakeBackend:
+        return cls(mode=opts.mode)
 
     def verify(self, onnx_path: Path, vnnlib_path: Path, timeout: float, workdir: Path) -> Result:
         calls = Path(onnx_path).parents[1] / "calls.txt"
@@ -69,10 +79,8 @@ def bench(tmp_path: Path, mnist_csv: Path) -> Path:
     return make_bench(tmp_path, model_path(NET), mnist_csv, [(0, 0.005), (1, 0.005), (2, 0.005)])
 
 
-def _opts(mode: str):  # noqa: ANN202
-    from graftonnx.verify import BackendOptions
-
-    return BackendOptions(method=mode)
+def _opts(mode: str) -> FakeOptions:
+    return FakeOptions(mode=mode)
 
 
 def test_parse_assignment_roundtrip_and_garbage() -> None:

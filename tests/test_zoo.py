@@ -84,7 +84,7 @@ def test_manifest_defaults_overrides_and_paths(tmp_path: Path) -> None:
     assert (a.name, a.path, a.eps, a.verify.timeout) == ("a", str((tmp_path / "m" / "a.onnx").resolve()), 0.01, 5.0)
     assert (b.name, b.path, b.eps, b.data.n, b.data.mean, b.data.std) == ("b2", "/abs/b.onnx", 0.2, 7, (0.5,), (0.25,))
     assert b.data.source == "digits" and b.data.layout == "flat"  # section merged over defaults
-    assert b.verify.method == "ibp" and b.verify.timeout == 5.0
+    assert b.backend.method == "ibp" and b.verify.timeout == 5.0  # the lirpa backend's own knob
     assert (a.graft.schedule, b.graft.schedule) == ("target", "total")
     assert a.fingerprint() != b.fingerprint()
 
@@ -244,3 +244,15 @@ def test_folder_flags_are_refused_with_a_manifest(tmp_path: Path, digits_net: Pa
     man = _manifest(tmp_path, digits_net)
     res = CliRunner().invoke(main, ["zoo", str(man), "-o", str(tmp_path / "o"), "--export-instances", "3"])
     assert res.exit_code == 2 and "--export-instances applies to a folder of models" in res.output
+
+
+def test_verify_section_takes_the_chosen_backends_own_knobs(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text("models:\n  - path: a.onnx\n    verify: {backend: neuralsat, mip: true, timeout: 9}\n")
+    (e,) = load_manifest(p).entries
+    assert (e.verify.backend, e.backend.mip, e.verify.timeout) == ("neuralsat", True, 9.0)
+    assert e.to_json()["verify"] == {"backend": "neuralsat", "timeout": 9.0, "workers": 1, "device": "cpu",
+                                     "mip": True, "grace_s": 30.0}
+    p.write_text("models:\n  - path: a.onnx\n    verify: {backend: lirpa, mip: true}\n")
+    with pytest.raises(BadInput, match=r"line 3: models\[0\] key 'verify.mip': unknown key for backend 'lirpa'"):
+        load_manifest(p)

@@ -22,7 +22,8 @@ from graftonnx.engine import DONE, PIPELINES, Ctx, Step, make_jobs, run_batch
 from graftonnx.errors import GraftFailure
 from graftonnx.report import ReportOptions, build_report
 from graftonnx.scoring import ScoreTable
-from graftonnx.verify import BackendOptions, verify_benchmark
+from graftonnx.verify import verify_benchmark
+from graftonnx.verify.backends.lirpa import LirpaOptions
 
 from .config import Mode, NetJob, settings_key
 from .nets import base_network, splits_for
@@ -101,7 +102,8 @@ def _verify_step(ctx: Ctx, tag: str, names: list[str]) -> tuple[dict[str, str], 
     bench, journal = _export(pj.job, pj.mode, _splits(ctx), ctx.dir, names, n, tag), ctx.dir / f"{tag}.jsonl"
     _prune_journal(bench, journal)
     # NeuralSAT runs with MIP off: the backend's default (graftonnx/verify/backends/neuralsat.py says why)
-    verify_benchmark(bench, backend, BackendOptions(method="crown"), journal, workers=b.workers, progress=False)
+    opts = LirpaOptions(method="crown") if backend == "lirpa" else None  # None: the backend's defaults
+    verify_benchmark(bench, backend, opts, journal, workers=b.workers, progress=False)
     return {"bench": ctx.rel(bench), "journal": ctx.rel(journal)}, {}
 
 

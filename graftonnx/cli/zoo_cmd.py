@@ -33,6 +33,7 @@ def _stage_params() -> list[click.Parameter]:
     from ..data import DataSpec
     from ..planning.settings import GraftSettings
     from ..settings import option_list
+    from ..verify import option_classes
 
     opts: list[click.Parameter] = option_list(DataSpec, GraftSettings, exclude=("ratio", "count"), runtime=False)
     opts.append(click.Option(["--ratios"], default="0.5", show_default=True,
@@ -42,7 +43,9 @@ def _stage_params() -> list[click.Parameter]:
     for name, cls in _sections().items():
         owned = ("eps", "seed") if name == "finetune" else ()
         opts += option_list(cls, prefix={cls: f"{name}-"}, exclude=[f"{name}_{k}" for k in owned], runtime=False)
-    return opts
+    backends = option_classes()
+    return opts + option_list(*backends, prefix={c: "verify-" for c in backends}, defaults={"verify_device": None},
+                              runtime=False)
 
 
 class _ZooCommand(click.Command):
@@ -56,6 +59,7 @@ def _template(kw: dict[str, Any]) -> Any:
     from ..data import DataSpec
     from ..planning.settings import GraftSettings
     from ..settings import from_options
+    from ..verify import backend_options
     from ..zoo import ModelEntry
     from ..zoo.manifest import _ratios
 
@@ -71,8 +75,9 @@ def _template(kw: dict[str, Any]) -> Any:
     finetune = sections.pop("finetune") if kw["finetune"] else None
     sections.pop("finetune", None)
     builtin = {k: sections.pop(k) for k in ("export", "verify")}
+    backend = backend_options(builtin["verify"].backend, kw, prefix="verify-")
     return ModelEntry("template", "", ratios, from_options(GraftSettings, kw), from_options(DataSpec, kw), finetune,
-                      **builtin, extra=tuple(sorted(sections.items())))
+                      **builtin, backend=backend, extra=tuple(sorted(sections.items())))
 
 
 def _manifest(source: str, kw: dict[str, Any]) -> Any:

@@ -20,13 +20,14 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from ..bench.spec import Property
 from ..bench.vnnlib import read_vnnlib
 from ..errors import BadInput, GraftError, GraftFailure
-from .backends.base import Backend, BackendOptions, make_backend
+from .backends.base import Backend, make_backend
 from .cexcheck import check_result
 from .journal import Journal
 from .result import VERDICTS, Result, Verdict, is_solved
@@ -116,12 +117,12 @@ def run_instance(backend: Backend, root: Path, inst: Instance, timeout: float, l
     return res.replace(instance=inst.key, model=inst.model, vnnlib=inst.vnnlib, backend=backend.name)
 
 
-def _pool_run(name: str, options: BackendOptions, root: str, inst: Instance, timeout: float, logs: str) -> Result:
+def _pool_run(name: str, options: Any, root: str, inst: Instance, timeout: float, logs: str) -> Result:
     """Worker-process entry point (the backend is rebuilt in the worker: no pickled state)."""
     return run_instance(make_backend(name, options), Path(root), inst, timeout, Path(logs))
 
 
-def _execute(name: str, backend: Backend, options: BackendOptions, root: Path, todo: list[Instance],
+def _execute(name: str, backend: Backend, options: Any, root: Path, todo: list[Instance],
              timeout: float | None, logs: Path, workers: int) -> Iterator[tuple[Instance, Result | None]]:
     """Yield (instance, result) as they finish; None when a worker process died under it."""
     if workers <= 1 or not backend.parallel_ok or len(todo) <= 1:
@@ -140,11 +141,12 @@ def _execute(name: str, backend: Backend, options: BackendOptions, root: Path, t
                 yield futs[fut], None
 
 
-def verify_benchmark(bench_dir: str | Path, backend: str, options: BackendOptions | None = None,
+def verify_benchmark(bench_dir: str | Path, backend: str, options: Any = None,
                      results: str | Path = "results.jsonl", timeout: float | None = None, workers: int = 1,
                      progress: bool = True) -> RunSummary:
     """Verify every instance of ``bench_dir`` not yet in the ``results`` journal; return all their results.
 
+    ``options`` are the backend's own (``BACKENDS.get(backend).Options``; None: its defaults).
     ``timeout`` overrides instances.csv's per-instance timeouts.  Backend, folder, journal
     and every instance's files are validated before anything runs.
     """
@@ -152,11 +154,11 @@ def verify_benchmark(bench_dir: str | Path, backend: str, options: BackendOption
         raise BadInput(f"--timeout {timeout} must be positive")
     if workers < 1:
         raise BadInput(f"--workers {workers} must be at least 1")
-    options = options or BackendOptions()
     root = Path(bench_dir)
     instances = read_instances(root)
     props = _read_properties(root, instances)
     be = make_backend(backend, options)
+    options = options if options is not None else be.Options()  # type: ignore[attr-defined]
     journal = Journal(results)
     done = journal.load()
     todo = [i for i in instances if (i.key, be.name) not in done]

@@ -15,20 +15,13 @@ def _backends() -> list[str]:
     return BACKENDS.keys()
 
 
-def _methods() -> list[str]:
-    from .backends.lirpa import LIRPA_VERIFY_METHODS
-
-    return list(LIRPA_VERIFY_METHODS)
-
-
 @stage("verify")
 @dataclass(frozen=True)
 class VerifySettings(Settings):
-    """A verifier run over a benchmark folder."""
+    """A verifier run over a benchmark folder (each backend declares its own knobs: ``Backend.Options``)."""
 
     backend: str = knob("lirpa", "lirpa: auto_LiRPA bounds + attack (incomplete, CPU); neuralsat: complete, CPU; "
                                  "abcrown: α,β-CROWN checkout (complete, GPU).", choices=_backends)
-    method: str = knob("crown", "Bound method of the lirpa backend.", choices=_methods)
     timeout: float | None = knob(None, "Seconds per instance, overriding instances.csv's third column. Default: "
                                        "the csv's.", check=lambda v: None if v > 0 else "must be > 0")
     workers: int = knob(1, "Instances run at once in worker processes (CPU backends only; GPU runs stay "

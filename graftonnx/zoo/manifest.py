@@ -24,6 +24,8 @@ from ..errors import BadInput
 from ..planning.settings import GraftSettings
 from ..settings import STAGES, knobs, parse, to_dict
 from ..train.config import TrainConfig
+from ..verify import BACKENDS
+from ..verify.backends.lirpa import LirpaOptions
 from ..verify.settings import VerifySettings
 
 __all__ = ["ModelEntry", "Manifest", "load_manifest", "manifest_from_folder", "SECTIONS", "TOP_KEYS",
@@ -68,6 +70,7 @@ class ModelEntry:
     finetune: TrainConfig | None = None
     export: ExportSettings = field(default_factory=ExportSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
+    backend: Any = field(default_factory=LirpaOptions)  # the verify backend's own options (``Backend.Options``)
     extra: tuple[tuple[str, Any], ...] = ()
 
     @property
@@ -92,6 +95,7 @@ class ModelEntry:
         for key in SECTIONS:
             section = getattr(self, key)
             out[key] = None if section is None else to_dict(section)
+        out["verify"] |= to_dict(self.backend)
         return out | {name: to_dict(s) for name, s in self.extra}
 
     def fingerprint(self) -> str:
@@ -137,8 +141,8 @@ def _plain(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], 
 
 
 def _section(name: str, cls: type, raw: dict[str, Any], defaults: dict[str, Any], where: _Where,
-             path: tuple[Any, ...], base: Any = None) -> Any:
-    """One section: the defaults' mapping checked at its own lines, then the entry's merged over it."""
+             path: tuple[Any, ...], base: Any = None, only: frozenset[str] | None = None) -> Any:
+    """One section (its keys in ``only``): the defaults' mapping checked at its own lines, then the entry's over it."""
     d, r = defaults.get(name) or {}, raw.get(name) or {}
     for src, m in ((("defaults", name), d), ((*path, name), r)):
         if not isinstance(m, dict):
@@ -146,6 +150,8 @@ def _section(name: str, cls: type, raw: dict[str, Any], defaults: dict[str, Any]
         owned = [k for k in m if k in _OWNED.get(name, ())]
         if owned:
             raise where.fail((*src, owned[0]), f"set {owned[0]!r} at the entry's top level, not under {name!r}")
+    if only is not None:
+        d, r = {k: v for k, v in d.items() if k in only}, {k: v for k, v in r.items() if k in only}
     parse(cls, d, lambda k, msg: where.fail(("defaults", name, *((k,) if k else ())), msg), base)
 
     def fail(key: str | None, msg: str) -> BadInput:
@@ -172,6 +178,22 @@ def _finetune(raw: dict[str, Any], defaults: dict[str, Any], where: _Where, path
     if merged.get("epochs") == 0:  # ``epochs: 0`` skips the step
         return None
     return _section("finetune", TrainConfig, raw, defaults, where, path, TrainConfig(progress=False))
+
+
+def _verify(raw: dict[str, Any], defaults: dict[str, Any], where: _Where, path: tuple[Any, ...]
+            ) -> tuple[VerifySettings, Any]:
+    """The verify section: VerifySettings' keys, plus the chosen backend's own options (``Backend.Options``)."""
+    own = frozenset(f.name for f, _ in knobs(VerifySettings, runtime=False))
+    settings = _section("verify", VerifySettings, raw, defaults, where, path, only=own)
+    opts = BACKENDS.get(settings.backend).Options  # type: ignore[attr-defined]
+    theirs = frozenset(f.name for f, _ in knobs(opts, runtime=False))
+    for src in (("defaults", "verify"), (*path, "verify")):
+        section = (defaults if src[0] == "defaults" else raw).get("verify") or {}
+        bad = sorted(set(section) - own - theirs)
+        if bad:
+            raise where.fail((*src, bad[0]), f"unknown key for backend {settings.backend!r}: use one of "
+                             f"{', '.join(sorted(own | theirs))}")
+    return settings, _section("verify", opts, raw, defaults, where, path, only=theirs)
 
 
 def _entry(raw: dict[str, Any], defaults: dict[str, Any], where: _Where, i: int, root: Path) -> ModelEntry:
@@ -203,8 +225,9 @@ def _entry(raw: dict[str, Any], defaults: dict[str, Any], where: _Where, i: int,
             raise where.fail(src, f"expected ratios in (0, 1], e.g. [0.3, 0.5], got {v!r}")
         kw["ratios"] = ratios
     base = ModelEntry(name, str(model))
-    for key in ("data", "export", "verify"):
+    for key in ("data", "export"):
         kw[key] = _section(key, SECTIONS[key], raw, defaults, where, path, getattr(base, key))
+    kw["verify"], kw["backend"] = _verify(raw, defaults, where, path)
     kw["extra"] = tuple((n, _section(n, cls, raw, defaults, where, path)) for n, cls in sorted(extra.items()))
     return _resolve_data(replace(base, **kw), root)
 

@@ -149,18 +149,17 @@ def _export(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def _verify(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
-    from ..verify import BackendOptions, verify_benchmark
+    from ..verify import VERDICTS, Verdict, verify_benchmark
 
     v = ctx.entry.verify
     bench = ctx.output("export", "bench")
     results = ctx.dir / "verify.jsonl"
-    summary = verify_benchmark(bench, v.backend, BackendOptions(method=v.method), results, v.timeout, v.workers,
-                               progress=False)
+    summary = verify_benchmark(bench, v.backend, ctx.entry.backend, results, v.timeout, v.workers, progress=False)
     per: dict[str, Any] = {}
     exported = {k.split(":", 1)[1]: p for k, p in ctx.done["export"].outputs.items() if k.startswith("onnx:")}
     for variant, onnx_rel in exported.items():
         rs = [r for r in summary.results if r.model == onnx_rel]
-        verdicts = {k: sum(r.verdict == k for r in rs) for k in ("unsat", "sat", "unknown", "timeout", "error")}
-        per[variant] = {"n": len(rs), "va": round(verdicts["unsat"] / len(rs), 6) if rs else None,
+        verdicts = {k.value: sum(r.verdict == k for r in rs) for k in VERDICTS}
+        per[variant] = {"n": len(rs), "va": round(verdicts[Verdict.UNSAT.value] / len(rs), 6) if rs else None,
                         "seconds": round(sum(r.seconds for r in rs), 4)} | verdicts
     return {"results": ctx.rel(results)}, {"variants": per, "reused": summary.reused}

@@ -18,17 +18,18 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from ...errors import BadInput
+from ...settings import Settings, knob
 from ...verifier_shims import LAUNCHER
 from ..result import Counterexample, Result, Verdict, sat_with_counterexample
-from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
+from .base import BACKENDS, ProcOutcome, base_result, run_process
 
-__all__ = ["AbcrownBackend", "AbcrownConfig", "abcrown_root", "abcrown_python", "parse_abcrown", "ENV_VAR",
-           "PY_ENV_VAR", "BRANCHING"]
+__all__ = ["AbcrownBackend", "AbcrownOptions", "AbcrownConfig", "abcrown_root", "abcrown_python", "parse_abcrown",
+           "ENV_VAR", "PY_ENV_VAR", "BRANCHING"]
 
 ENV_VAR = "ABCROWN_PATH"
 PY_ENV_VAR = "ABCROWN_PY"
@@ -148,6 +149,26 @@ def parse_abcrown(text: str | None) -> tuple[Verdict, str, Counterexample | None
     return sat_with_counterexample(body, "α,β-CROWN", " (save_adv_example off?)")
 
 
+@dataclass(frozen=True)
+class AbcrownOptions(Settings):
+    """The abcrown backend's knobs."""
+
+    path: str | None = knob(None, "abcrown: α,β-CROWN folder holding abcrown.py. Default: $ABCROWN_PATH.",
+                            flag="--abcrown", metavar="PATH")
+    python: str | None = knob(None, "abcrown: interpreter that runs abcrown.py (the checkout's own venv). "
+                                    "Default: $ABCROWN_PY, else this one.", flag="--abcrown-python", metavar="PATH")
+    device: str = knob("cuda", "neuralsat, abcrown: device (default: cpu for neuralsat, cuda for abcrown).",
+                       choices=("cpu", "cuda"))
+    conv_mode: str = knob("patches", "abcrown: convolution mode; instances whose model has an elementwise "
+                                     "non-scalar constant on a feature map (a per-neuron conv graft) run in matrix "
+                                     "mode, which is all auto_LiRPA bounds.", choices=("patches", "matrix"))
+    branching: str | None = knob(None, "abcrown: ReLU branching heuristic. Default: α,β-CROWN's own (kfsb).",
+                                 choices=BRANCHING)
+    sparse_interm: bool = knob(False, "abcrown: sparse intermediate bounds (off suits grafted nets).")
+    grace_s: float = knob(30.0, "Extra wall seconds over the verifier's own timeout (start-up, model loading).",
+                          cli=False, check=lambda v: None if v >= 0 else "must be ≥ 0")
+
+
 @BACKENDS.register("abcrown")
 @dataclass(frozen=True)
 class AbcrownBackend:
@@ -165,18 +186,18 @@ class AbcrownBackend:
     grace_s: float = 30.0
     branching: str | None = None
     name: str = "abcrown"
+    Options: ClassVar[type] = AbcrownOptions
 
     @property
     def parallel_ok(self) -> bool:
         return self.device == "cpu"
 
     @classmethod
-    def from_options(cls, opts: BackendOptions) -> AbcrownBackend:
-        AbcrownConfig(device=opts.device, conv_mode=opts.conv_mode, branching=opts.branching)  # validate early
-        python = abcrown_python(opts.abcrown_python)
+    def from_options(cls, opts: AbcrownOptions) -> AbcrownBackend:
+        python = abcrown_python(opts.python)
         _warn_frozen(python)
-        return cls(abcrown_root(opts.abcrown_path), python, opts.device, opts.conv_mode, opts.sparse_interm,
-                   opts.grace_s, opts.branching)
+        return cls(abcrown_root(opts.path), python, opts.device, opts.conv_mode, opts.sparse_interm, opts.grace_s,
+                   opts.branching)
 
     def config(self, timeout: float, workdir: Path, conv_mode: str | None = None) -> AbcrownConfig:
         return AbcrownConfig(self.device, conv_mode or self.conv_mode, self.sparse_interm, timeout,

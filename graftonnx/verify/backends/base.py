@@ -16,32 +16,26 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
+from ...errors import BadInput
 from ...registry import Registry
+from ...settings import from_options
 from ..result import Result
 
-__all__ = ["BACKENDS", "Backend", "BackendOptions", "ProcOutcome", "run_process", "make_backend", "base_result"]
-
-
-@dataclass(frozen=True)
-class BackendOptions:
-    """Every knob a backend may read; each backend ignores what it does not use."""
-
-    method: str = "crown"  # lirpa: ibp | crown | alpha-crown
-    device: str = "cpu"  # neuralsat / abcrown: cpu | cuda
-    abcrown_path: str | None = None  # folder holding abcrown.py; None → $ABCROWN_PATH
-    abcrown_python: str | None = None  # interpreter for abcrown.py; None → $ABCROWN_PY, else this one
-    conv_mode: str = "patches"  # abcrown: patches | matrix (matrix per instance where a model needs it)
-    branching: str | None = None  # abcrown: kfsb | babsr | fsb; None → α,β-CROWN's default
-    sparse_interm: bool = False  # abcrown: off by default (grafted nets have few unstable ReLUs)
-    grace_s: float = 30.0  # extra wall time over the verifier's own timeout (start-up, model loading)
-    mip: bool = False  # neuralsat: MIP verification/tightening (pip's gurobipy licence caps MIPs at 2000 variables)
+__all__ = ["BACKENDS", "Backend", "ProcOutcome", "run_process", "make_backend", "backend_options", "option_classes",
+           "base_result"]
 
 
 class Backend(Protocol):
-    """A verifier: ``verify(onnx, vnnlib, timeout, workdir) -> Result``."""
+    """A verifier: ``verify(onnx, vnnlib, timeout, workdir) -> Result``.
 
+    Each backend declares its own knobs as a settings class (``Options``, see
+    :mod:`graftonnx.settings`) and builds itself from one with ``from_options``, so the
+    CLI and the zoo manifest list exactly a backend's own flags.
+    """
+
+    Options: ClassVar[type]
     name: str
     #: True when several instances may run at once in separate worker processes.
     parallel_ok: bool
@@ -52,10 +46,24 @@ class Backend(Protocol):
 BACKENDS: Registry[type] = Registry("verifier backend")
 
 
-def make_backend(name: str, options: BackendOptions) -> Backend:
-    """Build backend ``name`` from ``options`` (an unknown name is BadInput)."""
+def make_backend(name: str, options: Any = None) -> Backend:
+    """Build backend ``name`` from its own ``options`` (default: its defaults); an unknown name is BadInput."""
     cls = BACKENDS.get(name)
-    return cls.from_options(options)  # type: ignore[no-any-return,attr-defined]
+    opts = cls.Options() if options is None else options  # type: ignore[attr-defined]
+    if not isinstance(opts, cls.Options):  # type: ignore[attr-defined]
+        raise BadInput(f"backend {name!r} takes {cls.Options.__name__}, not {type(opts).__name__}")  # type: ignore[attr-defined]
+    return cls.from_options(opts)  # type: ignore[no-any-return,attr-defined]
+
+
+def backend_options(name: str, values: Mapping[str, Any], prefix: str = "") -> Any:
+    """Backend ``name``'s options from parsed flags (its own knobs only; None keeps a knob's default)."""
+    cls = BACKENDS.get(name).Options  # type: ignore[attr-defined]
+    return from_options(cls, {k: v for k, v in values.items() if v is not None}, prefix)
+
+
+def option_classes() -> list[type]:
+    """Every registered backend's options class, in registry order (for CLI flags and manifest keys)."""
+    return [BACKENDS.get(n).Options for n in BACKENDS]  # type: ignore[attr-defined]
 
 
 def base_result(backend: str, onnx_path: Path, vnnlib_path: Path, verdict: str, seconds: float,

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,11 +21,12 @@ import torch
 from ...bench.spec import Property
 from ...bench.vnnlib import read_vnnlib
 from ...errors import BadInput
+from ...settings import Settings, knob
 from ..cexcheck import cex_problem, onnx_logits
 from ..result import Counterexample, Result, Verdict
-from .base import BACKENDS, BackendOptions, base_result
+from .base import BACKENDS, base_result
 
-__all__ = ["LirpaBackend", "LIRPA_VERIFY_METHODS", "margin_lower_bounds", "pgd_attack"]
+__all__ = ["LirpaBackend", "LirpaOptions", "LIRPA_VERIFY_METHODS", "margin_lower_bounds", "pgd_attack"]
 
 #: CLI name → auto_LiRPA ``compute_bounds`` method.
 LIRPA_VERIFY_METHODS = {"ibp": "IBP", "crown": "CROWN", "alpha-crown": "CROWN-Optimized"}
@@ -111,6 +112,14 @@ def pgd_attack(model: torch.nn.Module, prop: Property, input_shape: tuple[int, .
     return None
 
 
+@dataclass(frozen=True)
+class LirpaOptions(Settings):
+    """The lirpa backend's knobs."""
+
+    method: str = knob("crown", "lirpa: bound method (ibp, crown, or alpha-crown after CROWN).",
+                       choices=tuple(LIRPA_VERIFY_METHODS))
+
+
 @BACKENDS.register("lirpa")
 @dataclass(frozen=True)
 class LirpaBackend:
@@ -119,14 +128,13 @@ class LirpaBackend:
     method: str = "crown"
     name: str = "lirpa"
     parallel_ok: bool = True
+    Options: ClassVar[type] = LirpaOptions
 
     def __post_init__(self) -> None:
-        if self.method not in LIRPA_VERIFY_METHODS:
-            raise BadInput(f"lirpa method {self.method!r} is unknown: use --method "
-                           f"{' | '.join(LIRPA_VERIFY_METHODS)}")
+        LirpaOptions(self.method)  # the same check as the flag's
 
     @classmethod
-    def from_options(cls, opts: BackendOptions) -> LirpaBackend:
+    def from_options(cls, opts: LirpaOptions) -> LirpaBackend:
         return cls(method=opts.method)
 
     def verify(self, onnx_path: Path, vnnlib_path: Path, timeout: float, workdir: Path) -> Result:

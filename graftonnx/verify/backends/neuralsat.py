@@ -16,13 +16,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ...errors import BadInput
+from ...settings import Settings, knob
 from ...verifier_shims import LAUNCHER
 from ..result import Result, Verdict, sat_with_counterexample
-from .base import BACKENDS, BackendOptions, ProcOutcome, base_result, run_process
+from .base import BACKENDS, ProcOutcome, base_result, run_process
 
-__all__ = ["NeuralsatBackend", "neuralsat_dir", "parse_neuralsat"]
+__all__ = ["NeuralsatBackend", "NeuralsatOptions", "neuralsat_dir", "parse_neuralsat"]
 
 _STATUS = {v.value: v for v in Verdict if v is not Verdict.ERROR}
 
@@ -61,6 +63,18 @@ def parse_neuralsat(result_text: str | None, log_text: str) -> tuple[Verdict, st
     return sat_with_counterexample(body, "NeuralSAT")
 
 
+@dataclass(frozen=True)
+class NeuralsatOptions(Settings):
+    """The neuralsat backend's knobs."""
+
+    device: str = knob("cpu", "neuralsat, abcrown: device (default: cpu for neuralsat, cuda for abcrown).",
+                       choices=("cpu", "cuda"))
+    mip: bool = knob(False, "neuralsat: MIP verification/tightening (needs a full Gurobi licence beyond 2000 "
+                            "variables).")
+    grace_s: float = knob(30.0, "Extra wall seconds over the verifier's own timeout (start-up, model loading).",
+                          cli=False, check=lambda v: None if v >= 0 else "must be ≥ 0")
+
+
 @BACKENDS.register("neuralsat")
 @dataclass(frozen=True)
 class NeuralsatBackend:
@@ -74,13 +88,14 @@ class NeuralsatBackend:
     grace_s: float = 30.0
     mip: bool = False
     name: str = "neuralsat"
+    Options: ClassVar[type] = NeuralsatOptions
 
     @property
     def parallel_ok(self) -> bool:
         return self.device == "cpu"
 
     @classmethod
-    def from_options(cls, opts: BackendOptions) -> NeuralsatBackend:
+    def from_options(cls, opts: NeuralsatOptions) -> NeuralsatBackend:
         neuralsat_dir()  # a missing verifier is the user's to fix: fail before any instance is journaled
         return cls(device=opts.device, grace_s=opts.grace_s, mip=opts.mip)
 
