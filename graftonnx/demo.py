@@ -22,8 +22,9 @@ from . import api
 from ._io import atomic_write_text
 from .data import load_dataset
 from .data.dataset import Dataset, DataSpec
-from .engine import DONE, PIPELINES, Ctx, Step, make_jobs, run_batch
+from .engine import DONE, PIPELINES, Ctx, Step, fingerprint, make_jobs, run_batch
 from .errors import BadInput, GraftFailure
+from .settings import Settings, knob, to_dict
 
 __all__ = ["DemoRow", "DemoReport", "DemoConfig", "run_demo", "demo_steps"]
 
@@ -57,19 +58,18 @@ class DemoReport:
 
 
 @dataclass(frozen=True)
-class DemoConfig:
-    """The demo's settings (what its journal is keyed by)."""
+class DemoConfig(Settings):
+    """The demo's knobs (``graftonnx demo``'s flags; the journal is keyed by all but ``progress``)."""
 
-    eps: float = 0.05
-    ratio: float = 0.5
-    epochs: int = 20
-    seed: int = 0
-    progress: bool = True  # runtime only: not part of the fingerprint
+    eps: float = knob(0.05, "L∞ radius on [0, 1] pixels.", check=lambda v: None if v > 0 else "must be > 0")
+    ratio: float = knob(0.5, "Fraction of the neurons to graft.",
+                        check=lambda v: None if 0 <= v <= 1 else "is outside [0, 1]")
+    epochs: int = knob(20, "Training epochs.", check=lambda v: None if v >= 1 else "must be at least 1")
+    seed: int = knob(0, "Random seed (split, training, selection).")
+    progress: bool = knob(True, "Show progress bars.", runtime=True)
 
     def fingerprint(self) -> str:
-        from .engine import fingerprint
-
-        return fingerprint({k: v for k, v in asdict(self).items() if k != "progress"})
+        return fingerprint(to_dict(self))
 
 
 def _split(data: Dataset, n_test: int, seed: int) -> tuple[Dataset, Dataset]:
@@ -150,18 +150,18 @@ def demo_steps(config: DemoConfig) -> list[Step]:
             Step("measure", _measure_all, ("finetune",))]
 
 
-def run_demo(folder: str | os.PathLike[str] = "graftonnx-demo", eps: float = 0.05, ratio: float = 0.5,
-             epochs: int = 20, seed: int = 0, progress: bool = True) -> DemoReport:
+def run_demo(folder: str | os.PathLike[str] = "graftonnx-demo", config: DemoConfig | None = None) -> DemoReport:
     """Train → graft → finetune → measure; models, the journal and ``report.json`` go to ``folder``."""
+    c = config or DemoConfig()
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise BadInput(f"demo folder {out} is a file: choose another --output")
     out.mkdir(parents=True, exist_ok=True)
-    jobs = make_jobs("demo", [("", DemoConfig(eps, ratio, epochs, seed, progress))], out)
+    jobs = make_jobs("demo", [("", c)], out)
     (outcome,), journal = run_batch(jobs, out)
     if outcome.status != DONE:
         raise GraftFailure(f"demo failed in step {outcome.error}")
     m = next(r for r in reversed(journal.records()) if r.step == "measure" and r.status == DONE).metrics
-    report = DemoReport(eps, ratio, m["n_train"], m["n_test"], tuple(DemoRow(**r) for r in m["rows"]), str(out))
+    report = DemoReport(c.eps, c.ratio, m["n_train"], m["n_test"], tuple(DemoRow(**r) for r in m["rows"]), str(out))
     atomic_write_text(out / "report.json", json.dumps(asdict(report), indent=2) + "\n")
     return report

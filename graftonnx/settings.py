@@ -20,6 +20,7 @@ what it computes: it is a CLI option but no manifest key and no part of provenan
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -89,6 +90,7 @@ def choices_of(k: Knob) -> list[str] | None:
     return list(k.choices() if callable(k.choices) else k.choices)
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

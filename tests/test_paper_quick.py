@@ -85,6 +85,9 @@ def test_quick_rerun_reuses_everything(quick: tuple[Path, dict]) -> None:
     assert "already done" in proc.stderr and "training" not in proc.stderr
     again = json.loads((out / "work" / "paper-quick.json").read_text())
     assert again["jobs"] == data["jobs"]
+    steps = [json.loads(x)["step"] for x in (out / "work" / "journal.jsonl").read_text().splitlines()]
+    assert steps[:5] == ["base", "scores", "variant:baseline", "variant:combined50", "variant:prune50"]
+    assert [s.split(":")[0] for s in steps[5:]] == ["lirpa", "nsat", "rows"]  # run by the engine, each once
 
 
 def test_unknown_job_is_bad_input(tmp_path: Path) -> None:
@@ -95,8 +98,8 @@ def test_unknown_job_is_bad_input(tmp_path: Path) -> None:
 
 def test_folder_made_with_other_settings_is_refused(tmp_path: Path) -> None:
     """A resumed job folder must have been made with the same settings: else stale models would be reused."""
-    (tmp_path / "mlp-eps0.05").mkdir()
-    (tmp_path / "mlp-eps0.05" / "settings.json").write_text('{"key": "0123456789ab"}')
+    line = {"model": "mlp-eps0.05", "fingerprint": "0123456789abcdef", "step": "base", "status": "done"}
+    (tmp_path / "journal.jsonl").write_text(json.dumps(line) + "\n")  # the engine's journal, other settings
     proc = _run("--quick", "--out", str(tmp_path), timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "other settings" in proc.stderr and "Traceback" not in proc.stderr

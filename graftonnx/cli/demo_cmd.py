@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from ..demo import run_demo
+from ..demo import DemoConfig, run_demo
+from ..settings import from_options, options
 from ._base import echo_json, main
 
 __all__ = ["demo_cmd"]
@@ -12,14 +15,11 @@ __all__ = ["demo_cmd"]
 
 @main.command("demo")
 @click.option("-o", "--output", default="graftonnx-demo", show_default=True, help="Folder for the models and report.")
-@click.option("--eps", type=float, default=0.05, show_default=True, help="L∞ radius on [0, 1] pixels.")
-@click.option("--ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Fraction to graft.")
-@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Training epochs.")
+@options(DemoConfig)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
-def demo_cmd(output: str, eps: float, ratio: float, epochs: int, as_json: bool, progress: bool) -> None:
+def demo_cmd(output: str, as_json: bool, **kw: Any) -> None:
     """Train a small MLP on sklearn's digits, graft it, finetune it, and print before/after."""
-    report = run_demo(output, eps=eps, ratio=ratio, epochs=epochs, progress=progress)
+    report = run_demo(output, from_options(DemoConfig, kw))
     if as_json:
         from dataclasses import asdict
 

@@ -6,9 +6,11 @@ from typing import Any
 
 import click
 
-from ..bench import SKIP_MODES, check_benchmark_output, export_benchmark
+from ..bench import check_benchmark_output, export_benchmark
+from ..bench.settings import ExportSettings
 from ..errors import BadInput
 from ..model import inspect_model, load_model
+from ..settings import from_options, options
 from ._base import echo_json, main
 from ._data_options import data_options, load_from_options
 
@@ -19,33 +21,25 @@ __all__ = ["export_cmd"]
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @data_options
 @click.option("--eps", type=float, required=True, help="L∞ radius on the raw pixel scale (e.g. 0.02 or 0.00784).")
-@click.option("--instances", type=int, default=100, show_default=True,
-              help="How many properties (images) to export at most; --n limits how many images are loaded.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per instance in instances.csv.")
-@click.option("--skip", type=click.Choice(SKIP_MODES), default="misclassified", show_default=True,
-              help="Skip images the first model misclassifies; 'attacked' also those a quick PGD attack breaks.")
-@click.option("--gz", is_flag=True, help="Also write .gz copies of every .onnx and .vnnlib file.")
-@click.option("--simplify/--no-simplify", default=True, show_default=True,
-              help="Write grafted models in their verifier-ready form (grafted units out of the Relus, patches "
-                   "mode in α,β-CROWN), checked equal to the mask form; --no-simplify keeps the mask form.")
+@options(ExportSettings)
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
               help="Benchmark folder to create.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-def export_cmd(models: tuple[str, ...], eps: float, instances: int, timeout: float, skip: str, gz: bool,
-               simplify: bool, output: str, force: bool, as_json: bool, **kw: Any) -> None:
+def export_cmd(models: tuple[str, ...], eps: float, output: str, force: bool, as_json: bool, **kw: Any) -> None:
     """Export MODEL... with L∞ robustness properties of --data images as a VNN-COMP benchmark folder.
 
     Images are picked in a --seed shuffled order; the data's --mean/--std are folded into the
     exported models so every box is in raw pixel space.  The folder holds onnx/, vnnlib/ (VNN-LIB 1.0),
     2.0/ (VNN-LIB 2.0), instances.csv and a README.md.
     """
+    x = from_options(ExportSettings, kw)
     check_benchmark_output(output, force)
     if kw.get("data") is None:
         raise BadInput("export needs labelled images: give --data (e.g. an ERAN .csv or a built-in like mnist5k)")
     data = load_from_options(inspect_model(load_model(models[0])), kw)
-    info = export_benchmark(list(models), data, eps, instances, int(kw.get("seed") or 0), output, timeout,
-                            skip=skip, gz=gz, force=force, simplify=simplify)
+    info = export_benchmark(list(models), data, eps, x.instances, int(kw.get("seed") or 0), output, x.timeout,
+                            skip=x.skip, gz=x.gz, force=force, simplify=x.simplify)
     summary = {"output": str(info.out), "properties": info.n_properties, "instances": info.n_instances,
                "models": [m.path for m in info.models], "eps": info.eps, "seed": info.seed,
                "timeout": info.timeout, "skipped_misclassified": info.skipped_misclassified,
@@ -61,5 +55,5 @@ def export_cmd(models: tuple[str, ...], eps: float, instances: int, timeout: flo
             click.echo(f"{m.path}: {m.form}")
     if info.skipped_misclassified or info.skipped_attacked:
         click.echo(f"skipped {info.skipped_misclassified} misclassified and {info.skipped_attacked} attacked images")
-    if info.n_properties < instances:
-        click.echo(f"note: only {info.n_properties} of the {instances} requested images qualified")
+    if info.n_properties < x.instances:
+        click.echo(f"note: only {info.n_properties} of the {x.instances} requested images qualified")

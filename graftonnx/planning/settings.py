@@ -40,10 +40,3 @@ class GraftSettings(Selection, ScoreSettings, InitSettings):
     def line(self) -> str:
         """The init the grafted units really get (the policy's rule wins: prune → zero)."""
         return self.policy.line or self.init
-
-    def selection(self) -> Selection:
-        return self
-
-    def score_settings(self) -> ScoreSettings:
-        return ScoreSettings(eps=self.eps, bound=self.bound, significance=self.significance,
-                             batch_size=self.batch_size)
