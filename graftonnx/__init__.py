@@ -16,8 +16,8 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["__version__", "inspect", "load", "load_data", "score", "plan", "graft", "unr", "accuracy",
-           "save_model", "GraftSettings", "GraftResult"]
+__all__ = ["__version__", "open", "inspect", "load", "load_data", "score", "plan", "graft", "unr", "accuracy",
+           "save_model", "settings_with", "GraftSettings", "GraftResult", "ModelHandle"]
 
 
 def __getattr__(name: str) -> Any:

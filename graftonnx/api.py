@@ -5,6 +5,12 @@ Example::
     import graftonnx
     result = graftonnx.graft("net.onnx", "mnist5k", ratio=0.5, eps=0.02)
     result.save("net-grafted.onnx")
+
+Every function takes a path, a ``ModelProto`` or a :class:`ModelHandle`.  A path is loaded,
+checked and inspected once per process (cached by path, size and mtime); a proto is copied
+first and never changed; pass ``graftonnx.open(proto)`` to several calls to inspect it once.
+Keyword arguments of ``score``/``plan``/``graft`` are :class:`GraftSettings` fields
+(declared in their stages, :mod:`graftonnx.settings`) and override ``settings``.
 """
 
 from __future__ import annotations

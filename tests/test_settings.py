@@ -118,3 +118,17 @@ def test_api_never_mutates_its_model_argument() -> None:
 def test_bad_api_settings_are_one_line(kw: dict, match: str) -> None:
     with pytest.raises(BadInput, match=match):
         g.graft(str(model_path("mnist-net_256x2")), None, **kw)
+
+
+def test_one_graft_run_inspects_its_model_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`graftonnx graft` inspects the input once (and the grafted output once), through one model handle."""
+    import graftonnx.model.handle as handle
+
+    seen: list[int] = []
+    real = handle.inspect_model
+    monkeypatch.setattr(handle, "inspect_model", lambda m: seen.append(len(m.graph.node)) or real(m))
+    handle._cache.clear()
+    res = CliRunner().invoke(main, ["graft", str(model_path("mnist-net_256x2")), "--ratio", "0.3", "--n", "20",
+                                    "-o", str(tmp_path / "g.onnx"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert len(seen) == 2 and seen[0] != seen[1], seen  # the input, then the grafted model

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from ..engine.executors import EXECUTORS
 from ..errors import BadInput
 from ._base import echo_json, main
 
@@ -103,7 +104,7 @@ def _terminate(signum: int, frame: Any) -> None:
 @click.argument("source", type=click.Path())
 @click.option("-o", "--output", "output", default="zoo-out", show_default=True, type=click.Path(),
               help="Output folder (created; an existing one is resumed from its journal.jsonl).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(EXECUTORS.keys()), default="local", show_default=True,
               help="local: this process (or --workers processes); ray: one Ray task per model.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Models at once with --executor local.")
