@@ -1,17 +1,12 @@
-"""One seeded PGD on a per-coordinate box, for robust accuracy and for the verifier's counterexample search.
+"""One seeded PGD on a per-coordinate box: robust accuracy and the verifier's counterexample search.
 
-Why one: robust accuracy (``evaluate``, finetune's validation), ``export --skip attacked``
-and the lirpa backend's search for a counterexample all ask the same question of a box,
-so they share :func:`pgd_box`.  It works on a box ``[lo, hi]`` per coordinate (a VNN-LIB
-property; the ε-ball clipped to the pixel range is the special case :func:`pgd`), takes
-sign steps, checks for success at every step, and draws its random starts from a
-``torch.Generator`` seeded from ``seed``, so a seed gives the same points every run.
-Why a module of its own: it needs torch only, so the verifier does not import training.
-
-Step rule, measured rather than guessed: ``(hi − lo)/8`` per coordinate (ε/4 inside the
-pixel range), whatever the number of steps.  At equal steps × restarts it fooled as many
-or more images than the old evaluation rule 2.5·ε/steps (identical at 10 steps) and than
-1.25·(hi − lo)/steps; the numbers are in specs/formats-vnnlib.md, "PGD".
+Why one: RA (``evaluate``, finetune validation), ``export --skip attacked`` and the lirpa
+backend all ask the same question of a box ``[lo, hi]`` (a VNN-LIB property; the clipped
+ε-ball is :func:`pgd`).  Sign steps, success checked at every step, random starts from a
+``torch.Generator`` seeded from ``seed``.  Torch only, so the verifier imports no training.
+Step ``(hi − lo)/8`` per coordinate whatever the step count: measured stronger than the old
+RA rule 2.5·ε/steps and than 1.25·(hi − lo)/steps (benchmarks/bench_pgd.py; numbers in
+specs/formats-vnnlib.md, "PGD").
 """
 
 from __future__ import annotations
@@ -27,13 +22,11 @@ __all__ = ["PgdConfig", "pgd", "pgd_box", "ball", "project"]
 
 @dataclass(frozen=True)
 class PgdConfig:
-    """PGD settings: ``steps`` sign steps per restart, ``restarts`` runs, ``loss`` ``ce`` or ``margin``.
+    """``steps`` sign steps per run, ``restarts`` runs; ``step_size`` (pixel units) overrides ``(hi − lo)/8``.
 
-    ``step_size`` (raw pixel units) overrides the default step rule (see the module docstring).
-    ``clean_start``: the first run starts at the point itself (the box centre for a
-    property) instead of a random point.  ``margin`` ascends ``max_{j≠y} z_j − z_y`` and
-    counts ties as success (a VNN-LIB counterexample is ``Y_j ≥ Y_label``); ``ce``
-    ascends the cross-entropy and counts ``argmax ≠ y``.
+    ``clean_start``: run 0 starts at the point itself (a property's box centre).  ``ce``
+    ascends the cross-entropy, success ``argmax ≠ y``; ``margin`` ascends ``max_{j≠y} z_j − z_y``,
+    success at ≥ 0 (a VNN-LIB counterexample is ``Y_j ≥ Y_label``).
     """
 
     eps: float = 0.0

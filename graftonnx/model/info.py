@@ -157,18 +157,13 @@ def _check_io(model: onnx.ModelProto) -> tuple[TensorInfo, ...]:
 def input_prefix(model: onnx.ModelProto) -> tuple[list[onnx.NodeProto], str]:
     """The input prefix (normalisation, layout ops) and the tensor it produces (the input when empty).
 
-    The one rule for ``inspect`` (shows it), the torch converter (never trains its
-    constants) and bounding (strips it and maps the box through it exactly), so the three
-    cannot disagree.  Walking the nodes in order, skipping those that do not read the
-    current tensor (Constant nodes, a weight's Transpose), a node joins when it is a layout
-    op (Transpose, Reshape, Flatten, Identity) or Sub/Add/Mul/Div, all its other inputs
-    are constants, the current tensor has no other reader and is no graph output (else
-    stripping would cut a second path), and a Div has the tensor as numerator (``c / x``
-    is neither normalisation nor monotone on a box).  The first node reading the current
-    tensor that fails this ends the prefix.  So every op joined is exact on boxes (affine
-    per element with a constant, or a permutation), and an Add of the input to a computed
-    tensor ends it (the converter used to walk on through one and freeze the Mul/Add
-    weights after it).
+    One rule for ``inspect`` (shows it), the converter (never trains its constants) and
+    bounding (strips it, maps the box through it).  Nodes not reading the current tensor
+    are skipped; one that reads it joins when it is a layout op or Sub/Add/Mul/Div, its
+    other inputs are constants, the tensor has no other reader and is no graph output
+    (stripping must not cut a second path), and a Div has it as numerator (``c / x`` is not
+    monotone).  Else the prefix ends, so every op in it is exact on boxes; an Add of the
+    input to a computed tensor ends it (the converter used to walk on and freeze weights).
     """
     consts = {t.name for t in model.graph.initializer}
     consts |= {n.output[0] for n in model.graph.node if n.op_type == "Constant"}

@@ -1,7 +1,4 @@
-"""Small whole-graph transforms that later stages need on a *copy* of the model.
-
-Why here: both are pure ONNX, and the model layer is the one every stage may import.
-"""
+"""Small whole-graph transforms (pure ONNX, so any stage may use them) on a *copy* of the model."""
 
 from __future__ import annotations
 

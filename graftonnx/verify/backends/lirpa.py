@@ -90,8 +90,7 @@ def pgd_attack(model: torch.nn.Module, prop: Property, input_shape: tuple[int, .
                restarts: int = 4, seed: int = 0) -> np.ndarray | None:
     """A flat point in the box where torch says some other class scores ≥ the label, or None.
 
-    The shared :func:`graftonnx.train.attacks.pgd_box` on the margin, from the box centre
-    and then ``restarts`` random points.
+    The shared :func:`graftonnx.attack.pgd_box` on the margin: box centre, then ``restarts`` random starts.
     """
     from ...attack import PgdConfig, pgd_box
 
