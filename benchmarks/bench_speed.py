@@ -51,13 +51,13 @@ from benchmarks.paper.rows import _build_models, machine, variants_of  # noqa: E
 from graftonnx import api  # noqa: E402
 from graftonnx._io import atomic_write_text  # noqa: E402
 from graftonnx._lirpa import lirpa_bounds, lirpa_model  # noqa: E402
+from graftonnx.attack import PgdConfig, pgd  # noqa: E402
 from graftonnx.bench.export import export_benchmark  # noqa: E402
 from graftonnx.bounds import eps_box  # noqa: E402
 from graftonnx.data import load_dataset  # noqa: E402
 from graftonnx.data.dataset import DataSpec  # noqa: E402
 from graftonnx.model import OrtRunner, inspect_model, prepend_normalisation  # noqa: E402
 from graftonnx.rewrite.native import native_form  # noqa: E402
-from graftonnx.train.attacks import PgdConfig, pgd  # noqa: E402
 from graftonnx.train.bridge import to_torch  # noqa: E402
 from graftonnx.verify import backend_options, read_instances, verify_benchmark  # noqa: E402
 from graftonnx.verify.journal import Journal  # noqa: E402

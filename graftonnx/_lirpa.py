@@ -173,8 +173,9 @@ class LirpaModel:
 
 
 def _build(model: onnx.ModelProto) -> LirpaModel:
+    from .model.info import input_prefix
+    from .model.transform import strip_prefix
     from .torch_bridge import to_torch
-    from .torch_bridge.prefix import input_prefix, strip_prefix
 
     lirpa = auto_lirpa()
     full = to_torch(model).eval()

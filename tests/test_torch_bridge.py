@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from graftonnx.errors import BadInput, UnsupportedModel
 from graftonnx.model import SUPPORTED_OPS, inspect_model, load_model, prepend_normalisation
 from graftonnx.model.graftmeta import GRAFTS_KEY
+from graftonnx.model.info import input_prefix
 from graftonnx.parity import assert_parity, ort_callable, random_inputs
 from graftonnx.planning.plan import GraftPlan, LayerPlan
 from graftonnx.rewrite import apply_plan
@@ -267,3 +268,27 @@ def test_parameters_keyed_by_initialiser_names() -> None:
     w = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "conv1.weight"))
     assert np.array_equal(params["conv1.weight"].detach().numpy(), w)
     assert {id(p) for p in module.weight_parameters()} == {id(p) for p in params.values()}
+
+
+@pytest.mark.parametrize("name,norm", [("mnist_relu_9_200", False), ("mnist_relu_9_200", True), ("resnet_2b", True)])
+def test_inspect_convert_and_bounding_agree_on_the_input_prefix(name: str, norm: bool) -> None:
+    """One walker: inspect shows, the converter freezes and auto_LiRPA strips the same prefix nodes."""
+    from graftonnx._lirpa import lirpa_model
+
+    mean, std = ((0.1307,), (0.3081,)) if name.startswith("mnist") else (CIFAR_MEAN, CIFAR_STD)
+    model = prepend_normalisation(load_model(model_path(name)), mean, std) if norm else load_model(model_path(name))
+    nodes, out = input_prefix(model)
+    elementwise = [n.name for n in nodes if n.op_type in ("Sub", "Div", "Mul", "Add")]
+    assert len(elementwise) == (2 + 2 * norm if name.startswith("mnist") else 2)
+    assert [s.split()[1] for s in inspect_model(model).normalisation] == elementwise
+    consts = {i for n in nodes for i in n.input} & {t.name for t in model.graph.initializer}
+    assert len(consts) == 2 * norm and not consts & set(to_torch(model).initialiser_parameters())
+    assert lirpa_model(model).prefix_out == out
+
+
+def test_input_prefix_stops_where_stripping_would_be_wrong() -> None:
+    c = {"c": np.array(2.0, np.float32)}
+    div = [helper.make_node("Sub", ["x", "c"], ["s"]), helper.make_node("Div", ["c", "s"], ["y"])]
+    assert [n.op_type for n in input_prefix(_model(div, [1, 3], c))[0]] == ["Sub"]  # c / x: not monotone
+    two_readers = [helper.make_node("Sub", ["x", "c"], ["s"]), helper.make_node("Add", ["s", "x"], ["y"])]
+    assert input_prefix(_model(two_readers, [1, 3], c)) == ([], "x")  # x also feeds the Add

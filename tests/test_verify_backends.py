@@ -9,14 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import model_path
-from verify_helpers import NET, make_bench
+from verify_helpers import NET, make_bench, mnist_image
 
+from graftonnx.attack import PgdConfig, pgd_box
+from graftonnx.bench.spec import Property
 from graftonnx.cli import main
+from graftonnx.model import load_model
+from graftonnx.torch_bridge import to_torch
 from graftonnx.verify import Journal, verify_benchmark
-from graftonnx.verify.backends.lirpa import LirpaOptions
+from graftonnx.verify.backends.lirpa import LirpaOptions, pgd_attack
 from graftonnx.verify.backends.neuralsat import NeuralsatBackend, NeuralsatOptions, parse_neuralsat
+from graftonnx.verify.cexcheck import cex_problem
+from graftonnx.verify.result import Counterexample
 
 # Image 0 (label 7) has a large margin: eps 0.005 is provably robust; eps 0.1 is attackable.
 CASES = [(0, 0.005), (0, 0.1)]
@@ -37,6 +44,21 @@ def test_lirpa_unsat_and_checked_sat(bench: Path, tmp_path: Path, method: str) -
     cex = attacked.counterexample
     assert cex is not None and len(cex.inputs) == 784
     assert np.argmax(cex.outputs) != 7
+
+
+def test_shared_pgd_finds_the_box_counterexample_and_is_seeded(mnist_csv: Path) -> None:
+    """Image 0 at eps 0.02 (a box clipped to [0, 1]) was sat for the old lirpa-only attack; the shared PGD
+    finds it too, identically for one seed, and checked in onnxruntime."""
+    net = to_torch(load_model(model_path(NET))).eval()
+    x, label = mnist_image(mnist_csv, 0)
+    prop = Property.linf_ball(x, 0.02, label, 10)
+    cex = pgd_attack(net, prop, net.input_shape)
+    assert cex is not None and np.array_equal(cex, pgd_attack(net, prop, net.input_shape))
+    assert cex_problem(model_path(NET), prop, Counterexample(tuple(cex), ())) is None
+    lo, hi = (torch.from_numpy(b.astype(np.float32)).reshape(1, *net.input_shape) for b in (prop.lower, prop.upper))
+    runs = [pgd_box(net, lo, torch.tensor([label]), lo, hi, PgdConfig(steps=10, restarts=3, seed=s, loss="margin"))
+            for s in (4, 4, 5)]
+    assert torch.equal(runs[0][0], runs[1][0]) and bool(runs[0][1]) and not torch.equal(runs[0][0], runs[2][0])
 
 
 def test_lirpa_cli_parallel_workers_and_resume(bench: Path, tmp_path: Path) -> None:

@@ -183,7 +183,7 @@ def _attacked(model: onnx.ModelProto, x: np.ndarray, y: np.ndarray, eps: float, 
         import torch
 
         from .. import torch_bridge  # noqa: F401  (the converter to_torch needs)
-        from ..train.attacks import PgdConfig, pgd
+        from ..attack import PgdConfig, pgd
         from ..train.bridge import to_torch
     except ImportError as exc:
         raise BadInput(f"--skip attacked needs the PGD attack and the ONNX→torch converter, not available ({exc}): "

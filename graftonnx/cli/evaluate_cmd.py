@@ -21,7 +21,7 @@ __all__ = ["evaluate_cmd"]
 @click.option("--eps", type=float, required=True, help="L∞ attack radius on the raw pixel scale (0: SA only).")
 @click.option("--steps", type=click.IntRange(1), default=100, show_default=True, help="PGD steps per restart.")
 @click.option("--restarts", type=click.IntRange(1), default=5, show_default=True, help="PGD random restarts.")
-@click.option("--step-size", type=float, default=None, help="PGD step size. Default: 2.5 × eps / steps.")
+@click.option("--step-size", type=float, default=None, help="PGD step. Default: 1/8 of each pixel's box (eps/4).")
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write the result (JSON).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output.")

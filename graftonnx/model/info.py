@@ -18,9 +18,9 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UnsupportedModel
-from .ops import CONTROL_FLOW_OPS, NORMALISATION_OPS, SUPPORTED_OPS
+from .ops import CONTROL_FLOW_OPS, LAYOUT_OPS, NORMALISATION_OPS, SUPPORTED_OPS
 
-__all__ = ["TensorInfo", "ReluSite", "ModelInfo", "inspect_model", "graph_inputs", "constant_value"]
+__all__ = ["TensorInfo", "ReluSite", "ModelInfo", "inspect_model", "graph_inputs", "constant_value", "input_prefix"]
 
 
 @dataclass(frozen=True)
@@ -154,25 +154,45 @@ def _check_io(model: onnx.ModelProto) -> tuple[TensorInfo, ...]:
     return ins
 
 
-def _normalisation(model: onnx.ModelProto, input_name: str) -> tuple[str, ...]:
-    """Elementwise constant ops applied to the raw input before the first linear layer."""
-    found: list[str] = []
-    current = {input_name}
+def input_prefix(model: onnx.ModelProto) -> tuple[list[onnx.NodeProto], str]:
+    """The input prefix (normalisation, layout ops) and the tensor it produces (the input when empty).
+
+    One rule for ``inspect`` (shows it), the converter (never trains its constants) and
+    bounding (strips it, maps the box through it).  Nodes not reading the current tensor
+    are skipped; one that reads it joins when it is a layout op or Sub/Add/Mul/Div, its
+    other inputs are constants, the tensor has no other reader and is no graph output
+    (stripping must not cut a second path), and a Div has it as numerator (``c / x`` is not
+    monotone).  Else the prefix ends, so every op in it is exact on boxes; an Add of the
+    input to a computed tensor ends it (the converter used to walk on and freeze weights).
+    """
+    consts = {t.name for t in model.graph.initializer}
+    consts |= {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
+    readers = Counter(i for n in model.graph.node for i in n.input)
+    outputs = {o.name for o in model.graph.output}
+    current = graph_inputs(model)[0].name
+    nodes: list[onnx.NodeProto] = []
     for node in model.graph.node:
-        if not current.intersection(node.input):
+        if current not in node.input:
             continue
+        elementwise = node.op_type in NORMALISATION_OPS and len(node.input) == 2
+        if (not (elementwise or node.op_type in LAYOUT_OPS) or readers[current] != 1 or current in outputs
+                or not all(i in consts for i in node.input if i != current)
+                or (node.op_type == "Div" and node.input[0] != current)):
+            break
+        nodes.append(node)
+        current = node.output[0]
+    return nodes, current
+
+
+def _normalisation(model: onnx.ModelProto) -> tuple[str, ...]:
+    """The elementwise ops of the input prefix with their constants, for ``inspect``."""
+    found = []
+    for node in input_prefix(model)[0]:
         if node.op_type in NORMALISATION_OPS:
-            const = next((constant_value(model, i) for i in node.input if i not in current), None)
-            if const is not None:
-                vals = np.unique(np.asarray(const, dtype=np.float64).ravel())
-                shown = ", ".join(f"{v:.4g}" for v in vals[:4]) + (" ..." if vals.size > 4 else "")
-                found.append(f"{node.op_type} {node.name} by [{shown}]")
-                current = {node.output[0]}
-                continue
-        if node.op_type in ("Transpose", "Reshape", "Flatten", "Identity"):
-            current = {node.output[0]}
-            continue
-        break
+            const = next(v for v in (constant_value(model, i) for i in node.input) if v is not None)
+            vals = np.unique(np.asarray(const, dtype=np.float64).ravel())
+            shown = ", ".join(f"{v:.4g}" for v in vals[:4]) + (" ..." if vals.size > 4 else "")
+            found.append(f"{node.op_type} {node.name} by [{shown}]")
     return tuple(found)
 
 
@@ -206,6 +226,6 @@ def inspect_model(model: onnx.ModelProto) -> ModelInfo:
         outputs=outs,
         relus=_relu_sites(model, shapes),
         op_histogram=dict(sorted(Counter(n.op_type for n in model.graph.node).items())),
-        normalisation=_normalisation(model, ins[0].name),
+        normalisation=_normalisation(model),
         producer_name=f"{model.producer_name} {model.producer_version}".strip(),
     )

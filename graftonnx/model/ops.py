@@ -7,7 +7,7 @@ converter both cover every op listed here, so the three never drift apart.
 
 from __future__ import annotations
 
-__all__ = ["SUPPORTED_OPS", "CONTROL_FLOW_OPS", "LINEAR_PRODUCERS", "NORMALISATION_OPS"]
+__all__ = ["SUPPORTED_OPS", "CONTROL_FLOW_OPS", "LINEAR_PRODUCERS", "NORMALISATION_OPS", "LAYOUT_OPS"]
 
 #: Ops that every stage (inspect, IBP in onnxruntime, torch round trip) supports.
 SUPPORTED_OPS: frozenset[str] = frozenset(
@@ -44,3 +44,6 @@ LINEAR_PRODUCERS: frozenset[str] = frozenset({"Conv", "Gemm", "MatMul", "Add", "
 
 #: Elementwise ops with a constant operand that count as in-graph input normalisation.
 NORMALISATION_OPS: frozenset[str] = frozenset({"Sub", "Div", "Mul", "Add"})
+
+#: Pure layout ops that may sit in the input prefix next to the normalisation (see ``input_prefix``).
+LAYOUT_OPS: frozenset[str] = frozenset({"Transpose", "Reshape", "Flatten", "Identity"})

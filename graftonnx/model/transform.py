@@ -1,4 +1,4 @@
-"""Small whole-graph transforms that later stages need on a *copy* of the model."""
+"""Small whole-graph transforms (pure ONNX, so any stage may use them) on a *copy* of the model."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from onnx import helper, numpy_helper
 
 from .info import graph_inputs
 
-__all__ = ["prepend_normalisation"]
+__all__ = ["prepend_normalisation", "strip_prefix"]
 
 
 def prepend_normalisation(model: onnx.ModelProto, mean: Sequence[float] | None, std: Sequence[float] | None,
@@ -49,4 +49,27 @@ def prepend_normalisation(model: onnx.ModelProto, mean: Sequence[float] | None, 
              helper.make_node("Div", [centred, raw + "__std"], [inner], name=raw + "__div_std")]
     for n in reversed(nodes):
         m.graph.node.insert(0, n)
+    return m
+
+
+def strip_prefix(model: onnx.ModelProto, prefix: list[onnx.NodeProto], new_input: str,
+                 sample_shape: tuple[int, ...]) -> onnx.ModelProto:
+    """A copy of ``model`` without ``prefix``, whose input is the tensor ``new_input``.
+
+    ``prefix, new_input = input_prefix(model)``.  Why: a bound method can push the box
+    through the prefix exactly and bound only the rest, which is tighter-or-equal and
+    safer: auto_LiRPA 0.6.0's patches mode mis-handles per-channel constants in front of a
+    Conv (silently unsound bounds).
+    """
+    if not prefix:
+        return model
+    m = copy.deepcopy(model)
+    drop = {id(n) for n in prefix}
+    keep_nodes = [n for n, orig in zip(m.graph.node, model.graph.node, strict=True) if id(orig) not in drop]
+    del m.graph.node[:]
+    m.graph.node.extend(keep_nodes)
+    old = graph_inputs(m)[0]
+    m.graph.input.remove(old)
+    m.graph.input.insert(0, helper.make_tensor_value_info(new_input, onnx.TensorProto.FLOAT, [1, *sample_shape]))
+    del m.graph.value_info[:]
     return m

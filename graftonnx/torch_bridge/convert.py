@@ -9,8 +9,8 @@ output)`` steps in topological order, so its per-step cost is a dict lookup and 
 What trains: float initialisers that are weights (Gemm/Conv/MatMul/BatchNorm weights
 and biases and any other float initialiser) become ``nn.Parameter``s keyed back to
 their initialiser names.  What never trains (buffers): Constant-node values, shape and
-other integer constants, BatchNorm running statistics, input-normalisation constants
-(the elementwise ops between the input and the first linear layer), and the graft
+other integer constants, BatchNorm running statistics, the constants of the input
+prefix (normalisation, :func:`graftonnx.model.info.input_prefix`), and the graft
 structure (``keep`` and the ``zero`` shift).  Grafted sites train ``a_full``/``b_full``
 and feed ``a_full·m``/``b_full·m`` to the graph, so a non-grafted neuron never gets a line.
 """
@@ -28,14 +28,11 @@ from torch import nn
 
 from ..errors import BadInput, UnsupportedModel
 from ..model.graftmeta import GraftRecord, read_grafts
-from ..model.info import graph_inputs
+from ..model.info import graph_inputs, input_prefix
 from ..model.runtime import tensor_shapes
 from .ops import CONVERTERS, NodeContext, node_attributes
 
 __all__ = ["OnnxModule", "GraftSite", "to_torch"]
-
-_LINEAR = frozenset({"Conv", "Gemm", "MatMul"})
-_INPUT_PATH = frozenset({"Sub", "Div", "Mul", "Add", "Transpose", "Reshape", "Flatten", "Identity"})
 
 
 class GraftSite(nn.Module):
@@ -72,14 +69,7 @@ def _frozen_constants(model: onnx.ModelProto, records: tuple[GraftRecord, ...]) 
     relus = {n.name: n for n in model.graph.node if n.op_type == "Relu"}
     adds = [a for r in records if (a := producers.get(relus[r.site].input[0])) is not None and a.op_type == "Add"]
     frozen = {r.keep for r in records} | {i for a in adds for i in a.input if i in inits}
-    current = {graph_inputs(model)[0].name}
-    for node in model.graph.node:
-        if not current.intersection(node.input):
-            continue
-        if node.op_type not in _INPUT_PATH:
-            break
-        frozen.update(i for i in node.input if i in inits)
-        current = {node.output[0]}
+    frozen.update(i for node in input_prefix(model)[0] for i in node.input if i in inits)
     for node in model.graph.node:
         if node.op_type == "BatchNormalization":
             frozen.update(node.input[3:5])

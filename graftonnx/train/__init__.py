@@ -1,7 +1,8 @@
 """Training stage: adversarial finetuning of grafted models, training from scratch, PGD evaluation."""
 
+from ..attack import PgdConfig, pgd
 from .arch import ARCH_HELP, build_arch, export_onnx
-from .attacks import PgdConfig, fgsm_rs, pgd
+from .attacks import fgsm_rs
 from .config import TrainConfig
 from .evaluate import EvalConfig, EvalResult, evaluate, torch_accuracy
 from .loop import EpochStats, TrainResult, fit

@@ -17,10 +17,10 @@ import onnx
 import torch
 from torch import nn
 
+from ..attack import PgdConfig, pgd
 from ..data.dataset import Dataset
 from ..model import inspect_model, prepend_normalisation
 from ..model.runtime import OrtRunner
-from .attacks import PgdConfig, pgd
 from .checks import as_tensors, check_dataset
 from .nets import PixelModel
 

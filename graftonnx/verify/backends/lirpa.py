@@ -88,28 +88,17 @@ def margin_lower_bounds(net: _Net, prop: Property, method: str) -> np.ndarray:
 
 def pgd_attack(model: torch.nn.Module, prop: Property, input_shape: tuple[int, ...], steps: int = 40,
                restarts: int = 4, seed: int = 0) -> np.ndarray | None:
-    """A flat point in the box where torch says some other class scores ≥ the label, or None."""
-    g = torch.Generator().manual_seed(seed)
+    """A flat point in the box where torch says some other class scores ≥ the label, or None.
+
+    The shared :func:`graftonnx.attack.pgd_box` on the margin: box centre, then ``restarts`` random starts.
+    """
+    from ...attack import PgdConfig, pgd_box
+
     lo = torch.from_numpy(prop.lower.astype(np.float32)).reshape((1, *input_shape))
     hi = torch.from_numpy(prop.upper.astype(np.float32)).reshape((1, *input_shape))
-    others = [j for j in range(prop.n_classes) if j != prop.label]
-    starts = [(lo + hi) / 2] + [lo + (hi - lo) * torch.rand(lo.shape, generator=g) for _ in range(restarts)]
-    step = (hi - lo) / 8
-    for x in starts:
-        x = x.clone()
-        for _ in range(steps):
-            x.requires_grad_(True)
-            y = model(x).reshape(-1)
-            gap = (y[others] - y[prop.label]).max()
-            if gap.item() >= 0:
-                return x.detach().numpy().ravel().astype(np.float64)
-            (grad,) = torch.autograd.grad(gap, x)
-            x = torch.minimum(torch.maximum(x.detach() + step * grad.sign(), lo), hi)
-        with torch.no_grad():
-            y = model(x).reshape(-1)
-        if (y[others] - y[prop.label]).max().item() >= 0:
-            return x.numpy().ravel().astype(np.float64)
-    return None
+    cfg = PgdConfig(steps=steps, restarts=restarts + 1, seed=seed, loss="margin", clean_start=True)
+    x, fooled = pgd_box(model, (lo + hi) / 2, torch.tensor([prop.label]), lo, hi, cfg)
+    return x.numpy().ravel().astype(np.float64) if bool(fooled[0]) else None
 
 
 @dataclass(frozen=True)
