@@ -55,7 +55,7 @@ class Knob:
 
 
 def knob(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field with its :class:`Knob` (``kw`` are Knob's fields)."""
+    """A dataclass field with its :class:`Knob` (``kw`` are Knob's fields; ``dataclasses.MISSING``: required)."""
     return dataclasses.field(default=default, metadata={_META: Knob(help, **kw)})
 
 
@@ -245,6 +245,8 @@ def option_list(*classes: type, prefix: Mapping[type, str] | None = None,
             if name in seen or name in exclude or not k.cli:
                 continue
             default = (defaults or {}).get(name, f.default)
+            required = default is dataclasses.MISSING  # a knob without a default is a required flag
+            default = None if required else default
             if isinstance(default, tuple) and Ellipsis in typing.get_args(_split(hints[f.name])[0]):
                 default = ",".join(str(x) for x in default)
             flag = flag_of(f, k, pre)
@@ -252,7 +254,8 @@ def option_list(*classes: type, prefix: Mapping[type, str] | None = None,
                 decl, kw = [f"{flag}/--no-{flag[2:]}", name], {}
             else:
                 decl, kw = [flag, name], _click_type(hints[f.name], k)
-            seen[name] = click.Option(decl, default=default, show_default=default is not None, help=k.help, **kw)
+            seen[name] = click.Option(decl, default=default, required=required, show_default=default is not None,
+                                      help=k.help, **kw)
     return list(seen.values())
 
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import click
 
-from ..bounds import BOUND_METHODS
 from ..data.dataset import Dataset
 from ..errors import BadInput
 from ..model.info import ModelInfo
 from ..report import ReportOptions, build_report, check_report_output, write_report
+from ..settings import from_options, options
 from ._base import echo_json, main
 from ._data_options import data_options, load_from_options
 
@@ -35,30 +35,22 @@ def _data_loader(kw: dict[str, Any]) -> Any:
 @click.option("--bench", "bench", required=True, type=click.Path(file_okay=False),
               help="The benchmark folder the journals were verified on (instances.csv, onnx/, vnnlib/).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Report folder to create.")
-@click.option("--bound", type=click.Choice(BOUND_METHODS.keys()), default="ibp", show_default=True,
-              help="Bound method for the unstable-neuron ratio on the instances' input boxes.")
-@click.option("--eps", type=float, default=None,
-              help="L∞ radius (raw pixel scale) for PGD robust accuracy on --data. Default: SA only.")
-@click.option("--steps", type=click.IntRange(1), default=100, show_default=True, help="PGD steps per restart.")
-@click.option("--restarts", type=click.IntRange(1), default=5, show_default=True, help="PGD random restarts.")
-@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
-              help="Input boxes bounded at once.")
+@options(ReportOptions, exclude=("seed",))
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the PNG figures.")
 @click.option("--force", is_flag=True, help="Replace an existing report folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @data_options
-def report_cmd(results: tuple[str, ...], bench: str, output: str, bound: str, eps: float | None, steps: int,
-               restarts: int, batch_size: int, plots: bool, force: bool, as_json: bool, **kw: Any) -> None:
+def report_cmd(results: tuple[str, ...], bench: str, output: str, plots: bool, force: bool, as_json: bool,
+               **kw: Any) -> None:
     """Summarise RESULTS journals (from `graftonnx verify`) of the benchmark --bench into the folder -o.
 
     Writes report.md, report.csv, report.json and va.png, times.png, unr_layers.png.  The
     benchmark's models take raw pixels (normalisation folded in), so give --data unnormalised.
     """
+    opts = from_options(ReportOptions, kw)
     check_report_output(output, force)
-    if eps is not None and kw.get("data") is None:
+    if opts.eps is not None and kw.get("data") is None:
         raise BadInput("--eps measures robust accuracy on images: give --data too (e.g. the export's dataset)")
-    opts = ReportOptions(bound=bound, batch_size=batch_size, eps=eps, steps=steps, restarts=restarts,
-                         seed=int(kw.get("seed") or 0))
     data = _data_loader(kw) if kw.get("data") is not None else None
     label = None if data is None else f"{kw['data']}" + (f" (first {kw['n']})" if kw.get("n") else "")
     report = build_report(list(results), bench, opts, data, label)

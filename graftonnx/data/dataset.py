@@ -94,6 +94,9 @@ class DataSpec(Settings):
     is the valid raw pixel range (scaled data must lie inside it, ε-balls are clipped to it).
     """
 
+    source: str | None = knob(None, "Images: a file (.npz, .npy, ERAN .csv, MNIST IDX, CIFAR batch) or a built-in "
+                                    "(digits, mnist5k). Default: none, i.e. random inputs (with a warning).",
+                              flag="--data", metavar="SOURCE")
     format: str | None = knob(None, "Format of --data. Default: detected from the file's content and suffix.",
                               choices=_formats, flag="--data-format")
     layout: str = knob("auto", "Model input layout; auto: (C,H,W)→nchw, (H,W,C)→nhwc, else flat.",
@@ -112,6 +115,3 @@ class DataSpec(Settings):
     labels: str | None = knob(None, "Labels file (IDX, .npy or text) overriding the source's labels. Default: the "
                                     "source's own (for IDX, the *-labels-idx1-ubyte file next to it).",
                               flag="--data-labels", metavar="PATH")
-    source: str | None = knob(None, "Images: a file (.npz, .npy, ERAN .csv, MNIST IDX, CIFAR batch) or a built-in "
-                                    "(digits, mnist5k). Default: none, i.e. random inputs (with a warning).",
-                              flag="--data", metavar="SOURCE")

@@ -28,6 +28,7 @@ from ..errors import BadInput
 from ..model.graftmeta import read_grafts, read_native, read_provenance
 from ..model.info import ModelInfo, inspect_model
 from ..model.loader import load_model
+from ..settings import Settings, knob
 from ..verify.result import VERDICTS, Verdict, is_solved
 from ..verify.runner import Instance, read_instances
 from .results import JournalRecord, read_journals
@@ -41,15 +42,17 @@ DataSource = Dataset | Callable[[ModelInfo], Dataset] | None
 
 
 @dataclass(frozen=True)
-class ReportOptions:
+class ReportOptions(Settings):
     """How the report measures: UNR bound method, and the PGD attack for RA (when data is given)."""
 
-    bound: str = "ibp"
-    batch_size: int = 64
-    eps: float | None = None
-    steps: int = 100
-    restarts: int = 5
-    seed: int = 0
+    bound: str = knob("ibp", "Bound method for the unstable-neuron ratio on the instances' input boxes.",
+                      choices=BOUND_METHODS.keys)
+    batch_size: int = knob(64, "Input boxes bounded at once.", check=lambda v: None if v >= 1 else "must be ≥ 1")
+    eps: float | None = knob(None, "L∞ radius (raw pixel scale) for PGD robust accuracy on --data. Default: SA only.",
+                             check=lambda v: None if v >= 0 else "must be ≥ 0")
+    steps: int = knob(100, "PGD steps per restart.", check=lambda v: None if v >= 1 else "must be ≥ 1")
+    restarts: int = knob(5, "PGD random restarts.", check=lambda v: None if v >= 1 else "must be ≥ 1")
+    seed: int = knob(0, "Random seed (attack starts).")
 
 
 @dataclass(frozen=True)

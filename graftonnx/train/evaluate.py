@@ -10,7 +10,8 @@ it is, and clean accuracy is onnxruntime's too.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -21,22 +22,29 @@ from ..attack import PgdConfig, pgd
 from ..data.dataset import Dataset
 from ..model import inspect_model, prepend_normalisation
 from ..model.runtime import OrtRunner
+from ..settings import Settings, knob, stage
 from .checks import as_tensors, check_dataset
 from .nets import PixelModel
 
 __all__ = ["EvalConfig", "EvalResult", "evaluate", "torch_accuracy", "pixel_module"]
 
 
+def _at_least(lo: float, strict: bool = False) -> Any:
+    return lambda v: None if (v > lo if strict else v >= lo) else f"must be {'>' if strict else '≥'} {lo:g}"
+
+
+@stage("evaluate")
 @dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(Settings):
     """PGD-``steps`` with ``restarts`` random restarts at L∞ radius ``eps`` (raw pixel scale)."""
 
-    eps: float
-    steps: int = 100
-    restarts: int = 5
-    step_size: float | None = None
-    seed: int = 0
-    batch_size: int = 256
+    eps: float = knob(MISSING, "L∞ attack radius on the raw pixel scale (0: SA only).", check=_at_least(0))
+    steps: int = knob(100, "PGD steps per restart.", check=_at_least(1))
+    restarts: int = knob(5, "PGD random restarts.", check=_at_least(1))
+    step_size: float | None = knob(None, "PGD step. Default: 1/8 of each pixel's box (eps/4).",
+                                   check=_at_least(0, strict=True))
+    seed: int = knob(0, "Random seed (attack starts).")
+    batch_size: int = knob(256, "Images attacked at once.", check=_at_least(1))
 
 
 @dataclass(frozen=True)
