@@ -1,24 +1,30 @@
-"""Atomic file output: never leave a half-written file behind.
+"""Atomic file output and append-only journals: never leave a half-written file behind.
 
 Everything graftonnx writes goes through :func:`atomic_write`: the data is written to a
 temporary file in the destination folder and renamed over the target only once it is
 complete, so an interrupted run or a failed check leaves either the old file or nothing.
+Journals (the engine's steps, the verifier's instances) are JSON lines instead: each line
+is written in one ``write``, fsynced and appended under an exclusive ``flock`` (several
+worker processes may share the file), and a torn last line (power loss) is skipped on
+reading, so a crash costs at most the one record being written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import BadInput
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "check_output_path", "install_folder"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "check_output_path", "install_folder",
+           "append_line", "read_lines"]
 
 
 def check_output_path(path: str | os.PathLike[str], force: bool = False) -> Path:
@@ -90,3 +96,48 @@ def install_folder(tmp: Path, out: Path, what: str = "folder") -> None:
     if old is not None:
         with contextlib.suppress(OSError):
             shutil.rmtree(old)
+
+
+def append_line(path: Path, line: str, what: str) -> None:
+    """Append ``line`` (one JSON record and its newline) in one write, fsynced, under an exclusive lock."""
+    data = line.encode()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        raise BadInput(f"cannot write {what} {path}: {exc.strerror}; check the folder") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _torn_tail(fd):
+            data = b"\n" + data
+        os.write(fd, data)
+        os.fsync(fd)
+    except OSError as exc:
+        raise BadInput(f"cannot write {what} {path}: {exc.strerror}; free space or fix the folder, then rerun to "
+                       "resume") from None
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _torn_tail(fd: int) -> bool:
+    """True when the file does not end in a newline (an interrupted write): start a fresh line."""
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+
+
+def read_lines(path: Path, parse: Callable[[Any], Any], what: str) -> list[Any]:
+    """``parse(obj)`` of every complete JSON line in order; torn or foreign lines are skipped, never fatal."""
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(parse(json.loads(line)))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+    return out

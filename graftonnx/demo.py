@@ -24,7 +24,7 @@ from .data import load_dataset
 from .data.dataset import Dataset, DataSpec
 from .engine import DONE, PIPELINES, Ctx, Step, fingerprint, make_jobs, run_batch
 from .errors import BadInput, GraftFailure
-from .settings import Settings, knob, to_dict
+from .settings import Settings, above, at_least, knob, to_dict, within
 
 __all__ = ["DemoRow", "DemoReport", "DemoConfig", "run_demo", "demo_steps"]
 
@@ -61,10 +61,10 @@ class DemoReport:
 class DemoConfig(Settings):
     """The demo's knobs (``graftonnx demo``'s flags; the journal is keyed by all but ``progress``)."""
 
-    eps: float = knob(0.05, "L∞ radius on [0, 1] pixels.", check=lambda v: None if v > 0 else "must be > 0")
+    eps: float = knob(0.05, "L∞ radius on [0, 1] pixels.", check=above(0))
     ratio: float = knob(0.5, "Fraction of the neurons to graft.",
-                        check=lambda v: None if 0 <= v <= 1 else "is outside [0, 1]")
-    epochs: int = knob(20, "Training epochs.", check=lambda v: None if v >= 1 else "must be at least 1")
+                        check=within(0, 1))
+    epochs: int = knob(20, "Training epochs.", check=at_least(1))
     seed: int = knob(0, "Random seed (split, training, selection).")
     progress: bool = knob(True, "Show progress bars.", runtime=True)
 

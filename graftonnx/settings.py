@@ -33,8 +33,8 @@ import click
 from .errors import BadInput
 from .registry import Registry
 
-__all__ = ["Knob", "knob", "Settings", "STAGES", "stage", "knobs", "options", "from_options", "parse", "to_dict",
-           "flag_of", "dest_of", "choices_of", "problem", "option_list"]
+__all__ = ["Knob", "knob", "at_least", "above", "within", "Settings", "STAGES", "stage", "knobs", "options",
+           "from_options", "parse", "to_dict", "flag_of", "dest_of", "choices_of", "problem", "option_list"]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,6 +52,21 @@ class Knob:
     metavar: str | None = None
     runtime: bool = False  # not a result setting: no manifest key, no provenance
     cli: bool = True
+
+
+def at_least(lo: float) -> Callable[[Any], str | None]:
+    """A check: ``value ≥ lo``."""
+    return lambda v: None if v >= lo else f"must be at least {lo:g}"
+
+
+def above(lo: float) -> Callable[[Any], str | None]:
+    """A check: ``value > lo``."""
+    return lambda v: None if v > lo else f"must be > {lo:g}"
+
+
+def within(lo: float, hi: float) -> Callable[[Any], str | None]:
+    """A check: ``lo ≤ value ≤ hi``."""
+    return lambda v: None if lo <= v <= hi else f"is outside [{lo:g}, {hi:g}]"
 
 
 def knob(default: Any, help: str, **kw: Any) -> Any:

@@ -169,7 +169,7 @@ def test_zoo_disk_full_keeps_journal(work: Path, monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize("what", ["journal", "every fsync"])
 def test_zoo_cannot_write(work: Path, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
     """The journal (or every write: manifest.json, summary) fails with ENOSPC: one line, exit 2, no temp files."""
-    import graftonnx.engine.journal as journal_mod
+    import graftonnx._io as journal_mod
 
     if what == "journal":
         monkeypatch.setattr(journal_mod, "_torn_tail", _enospc)

@@ -31,7 +31,7 @@ from graftonnx.report import ModelMetrics
 from graftonnx.scoring import ScoreTable
 from graftonnx.train import EvalConfig, TrainConfig, evaluate
 from graftonnx.train.api import finetune
-from graftonnx.verify import read_instances
+from graftonnx.verify import Verdict, read_instances
 
 from .config import Mode, NetJob
 from .nets import Splits, subset
@@ -196,7 +196,7 @@ def _row(job: NetJob, v: Variant, rec: dict[str, object], crown: ModelMetrics, n
               finetune_seconds=rec.get("finetune_seconds"), schedule=v.schedule)  # type: ignore[arg-type]
     if nsat is None or not nsat.backend:
         return row
-    non_sat = [t for t, x in zip(nsat.times, nsat.verdicts, strict=True) if x != "sat"]
+    non_sat = [t for t, x in zip(nsat.times, nsat.verdicts, strict=True) if x != Verdict.SAT]
     return replace(row, va_nsat=100 * (nsat.va or 0.0), n_nsat=nsat.instances, nsat_mean_time=nsat.mean_time,
                    nsat_mean_time_nonsat=sum(non_sat) / len(non_sat) if non_sat else None,
                    nsat_timeouts=nsat.timeouts, nsat_sat=nsat.sat, nsat_unsat=nsat.unsat, nsat_errors=nsat.errors,

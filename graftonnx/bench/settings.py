@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import Settings, knob, stage
+from ..settings import Settings, above, at_least, knob, stage
 
 __all__ = ["ExportSettings"]
 
@@ -15,18 +15,14 @@ def _skips() -> tuple[str, ...]:
     return SKIP_MODES
 
 
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "must be > 0"
-
-
 @stage("export")
 @dataclass(frozen=True)
 class ExportSettings(Settings):
     """What ``graftonnx export`` writes per model (the radius and the seed are the run's own)."""
 
     instances: int = knob(100, "How many properties (images) to export at most; --n limits how many images are "
-                               "loaded.", check=lambda v: None if v >= 1 else "must be at least 1")
-    timeout: float = knob(60.0, "Seconds per instance in instances.csv.", check=_positive)
+                               "loaded.", check=at_least(1))
+    timeout: float = knob(60.0, "Seconds per instance in instances.csv.", check=above(0))
     skip: str = knob("misclassified", "Skip images the first model misclassifies; 'attacked' also those a quick "
                                       "PGD attack breaks.", choices=_skips)
     gz: bool = knob(False, "Also write .gz copies of every .onnx and .vnnlib file.")

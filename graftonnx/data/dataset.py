@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..settings import Settings, knob, stage
+from ..settings import Settings, at_least, knob, stage
 
 __all__ = ["Dataset", "DataSpec"]
 
@@ -57,10 +57,6 @@ class Dataset:
         """One line for provenance records and logs."""
         norm = f", mean={self.mean}, std={self.std}" if self.normalised else ""
         return f"{self.source} (n={len(self)}, range={list(self.input_range)}{norm})"
-
-
-def _positive(v: int) -> str | None:
-    return None if v >= 1 else "must be at least 1"
 
 
 def _range(v: tuple[float, float]) -> str | None:
@@ -107,7 +103,7 @@ class DataSpec(Settings):
                                                 "comma-separated. Default: none.", metavar="FLOATS")
     std: tuple[float, ...] | None = knob(None, "Per-channel std the model expects outside its graph, "
                                                "comma-separated. Default: none.", metavar="FLOATS")
-    n: int | None = knob(None, "Use the first N samples. Default: all (100 for random inputs).", check=_positive,
+    n: int | None = knob(None, "Use the first N samples. Default: all (100 for random inputs).", check=at_least(1),
                          metavar="N")
     input_range: tuple[float, float] = knob((0.0, 1.0), "Valid raw pixel range (after --scale); ε-balls are "
                                                         "clipped to it.", check=_range, metavar="LO HI")

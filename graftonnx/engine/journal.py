@@ -4,21 +4,20 @@ Why a journal instead of checking which files exist: a file can exist from a run
 other settings, or half a model's outputs can exist when the process was killed; a line
 is appended only *after* the step's outputs were renamed into place, so "the journal
 says done" implies "the outputs are complete".  Lines carry the job's settings
-fingerprint, so a changed manifest never silently reuses stale steps.  Several worker
-processes (a process pool, Ray tasks on this machine) append to the same file under an
-exclusive ``flock``; a torn last line (power loss) is skipped on reading.
+fingerprint, so a changed manifest never silently reuses stale steps.  Lines are written
+by :func:`graftonnx._io.append_line` (one write, fsync, ``flock``: several workers share the
+file); a torn last line (power loss) is skipped on reading.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import append_line, read_lines
 from ..errors import BadInput
 
 __all__ = ["StepRecord", "Journal", "DONE", "FAILED"]
@@ -65,19 +64,7 @@ class Journal:
 
     def records(self) -> list[StepRecord]:
         """Every complete, valid line in order; torn or foreign lines are skipped, never fatal."""
-        if not self.path.exists():
-            return []
-        try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise BadInput(f"cannot read run journal {self.path}: {exc.strerror}") from None
-        out = []
-        for line in text.splitlines():
-            try:
-                out.append(StepRecord.from_json(json.loads(line)))
-            except (ValueError, TypeError, KeyError, AttributeError):
-                continue
-        return out
+        return read_lines(self.path, StepRecord.from_json, "run journal")
 
     def done(self, model: str, fingerprint: str) -> dict[str, StepRecord]:
         """The finished steps of ``model`` run with settings ``fingerprint`` (latest line per step wins)."""
@@ -92,27 +79,5 @@ class Journal:
 
     def append(self, record: StepRecord) -> None:
         """Append one line in one write, fsync it, under an exclusive lock (several writers may share the file)."""
-        line = (json.dumps(record.to_json(), separators=(",", ":"), sort_keys=True) + "\n").encode()
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError as exc:
-            raise BadInput(f"cannot write run journal {self.path}: {exc.strerror}; check the output folder") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if _torn_tail(fd):
-                line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)
-        except OSError as exc:
-            raise BadInput(f"cannot write run journal {self.path}: {exc.strerror}; free space or fix the folder, "
-                           "then rerun to resume") from None
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-
-def _torn_tail(fd: int) -> bool:
-    """True when the file does not end in a newline (an interrupted write): start a fresh line."""
-    size = os.fstat(fd).st_size
-    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        append_line(self.path, json.dumps(record.to_json(), separators=(",", ":"), sort_keys=True) + "\n",
+                    "run journal")

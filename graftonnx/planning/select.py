@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import BadInput
 from ..registry import Registry
-from ..settings import Settings, knob, stage
+from ..settings import Settings, at_least, knob, stage
 
 __all__ = ["Selection", "Criterion", "SELECTORS", "SCHEDULES", "rank_normalise", "lambda_schedule", "slice_sizes",
            "select_units", "count_for"]
@@ -40,10 +40,6 @@ def _ratio(v: float) -> str | None:
 
 def _count(v: int) -> str | None:
     return None if v >= 0 else "is negative: give how many units to graft"
-
-
-def _stages(v: int) -> str | None:
-    return None if v >= 1 else "must be at least 1"
 
 
 def _criteria() -> list[str]:
@@ -74,7 +70,7 @@ class Selection(Settings):
                                       "conv feature maps (their graft has a Conv form that α,β-CROWN and auto_LiRPA "
                                       "bound in fast patches mode), neurons on flat layers.", choices=_granularities)
     layers: tuple[str, ...] | None = knob(None, "Comma-separated ReLU site names or indices to restrict to.")
-    stages: int = knob(5, "Slices of the λ schedule for --criterion combined.", check=_stages)
+    stages: int = knob(5, "Slices of the λ schedule for --criterion combined.", check=at_least(1))
     seed: int = knob(0, "Random seed (random selection, synthetic inputs, training, export order).")
     schedule: str = knob("target", "λ slices over the K picks (target: every graft ends at λ = 0, keeps accuracy) "
                                    "or over all units (total: λ follows the fraction of the network grafted, plans "

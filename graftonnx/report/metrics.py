@@ -28,7 +28,7 @@ from ..errors import BadInput
 from ..model.graftmeta import read_grafts, read_native, read_provenance
 from ..model.info import ModelInfo, inspect_model
 from ..model.loader import load_model
-from ..settings import Settings, knob
+from ..settings import Settings, at_least, knob
 from ..verify.result import VERDICTS, Verdict, is_solved
 from ..verify.runner import Instance, read_instances
 from .results import JournalRecord, read_journals
@@ -47,11 +47,11 @@ class ReportOptions(Settings):
 
     bound: str = knob("ibp", "Bound method for the unstable-neuron ratio on the instances' input boxes.",
                       choices=BOUND_METHODS.keys)
-    batch_size: int = knob(64, "Input boxes bounded at once.", check=lambda v: None if v >= 1 else "must be ≥ 1")
+    batch_size: int = knob(64, "Input boxes bounded at once.", check=at_least(1))
     eps: float | None = knob(None, "L∞ radius (raw pixel scale) for PGD robust accuracy on --data. Default: SA only.",
-                             check=lambda v: None if v >= 0 else "must be ≥ 0")
-    steps: int = knob(100, "PGD steps per restart.", check=lambda v: None if v >= 1 else "must be ≥ 1")
-    restarts: int = knob(5, "PGD random restarts.", check=lambda v: None if v >= 1 else "must be ≥ 1")
+                             check=at_least(0))
+    steps: int = knob(100, "PGD steps per restart.", check=at_least(1))
+    restarts: int = knob(5, "PGD random restarts.", check=at_least(1))
     seed: int = knob(0, "Random seed (attack starts).")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import Settings, knob, stage
+from ..settings import Settings, at_least, knob, stage
 
 __all__ = ["ScoreSettings", "DEFAULT_EPS"]
 
@@ -27,10 +27,6 @@ def _eps(v: float) -> str | None:
     return None if v > 0 else "must be > 0 on the raw pixel scale (e.g. 0.02)"
 
 
-def _at_least_one(v: int) -> str | None:
-    return None if v >= 1 else "must be at least 1"
-
-
 @stage("score")
 @dataclass(frozen=True)
 class ScoreSettings(Settings):
@@ -42,4 +38,4 @@ class ScoreSettings(Settings):
                       choices=_bounds)
     significance: str = knob("grad", "Significance: grad = mean |dL/dz| (paper), act = mean |z|, taylor = "
                                      "mean |z·dL/dz|.", choices=_significance)
-    batch_size: int = knob(256, "Images bounded at once (memory stays flat for any --n).", check=_at_least_one)
+    batch_size: int = knob(256, "Images bounded at once (memory stays flat for any --n).", check=at_least(1))

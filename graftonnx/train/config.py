@@ -10,18 +10,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import BadInput
-from ..settings import Settings, knob, knobs, stage
+from ..settings import Settings, at_least, knob, knobs, stage
 
 __all__ = ["TrainConfig", "RUNTIME_FIELDS"]
 
-
-
-def _min(lo: float, strict: bool = False) -> Any:
-    def check(v: float) -> str | None:
-        ok = v > lo if strict else v >= lo
-        return None if ok else f"must be {'>' if strict else '≥'} {lo:g}"
-
-    return check
 
 
 def _below_one(v: float) -> str | None:
@@ -44,22 +36,22 @@ class TrainConfig(Settings):
     (``val_steps`` × ``val_restarts``), or by clean accuracy when ``eps`` is 0.
     """
 
-    epochs: int = knob(10, "Training epochs.", check=_min(1))
-    batch_size: int = knob(128, "Training batch size.", check=_min(1))
-    lr: float = knob(0.01, "Learning rate of the weights.", check=_min(0))
-    graft_lr: float | None = knob(None, "Learning rate of grafted a, b. Default: 10 × --lr.", check=_min(0))
+    epochs: int = knob(10, "Training epochs.", check=at_least(1))
+    batch_size: int = knob(128, "Training batch size.", check=at_least(1))
+    lr: float = knob(0.01, "Learning rate of the weights.", check=at_least(0))
+    graft_lr: float | None = knob(None, "Learning rate of grafted a, b. Default: 10 × --lr.", check=at_least(0))
     momentum: float = knob(0.9, "SGD momentum.", check=_below_one)
-    weight_decay: float = knob(5e-4, "Weight decay of the weights (grafted a, b get none).", check=_min(0))
-    eps: float = knob(0.0, "L∞ training radius on the raw pixel scale (0 = clean training).", check=_min(0))
-    fgsm_step: float | None = knob(None, "FGSM step. Default: 1.25 × --eps.", check=_min(0))
-    grad_align: float = knob(0.2, "GradAlign regulariser weight (0 = plain FGSM-RS training).", check=_min(0))
+    weight_decay: float = knob(5e-4, "Weight decay of the weights (grafted a, b get none).", check=at_least(0))
+    eps: float = knob(0.0, "L∞ training radius on the raw pixel scale (0 = clean training).", check=at_least(0))
+    fgsm_step: float | None = knob(None, "FGSM step. Default: 1.25 × --eps.", check=at_least(0))
+    grad_align: float = knob(0.2, "GradAlign regulariser weight (0 = plain FGSM-RS training).", check=at_least(0))
     freeze_weights: bool = knob(False, "Train only the grafted slopes and intercepts.")
     slope_range: tuple[float, float] = knob((0.0, 1.0), "Clamp grafted slopes to [LO, HI] after every step.",
                                             check=_lo_hi, metavar="LO HI")
     val_fraction: float = knob(0.1, "Held-out share of --data for choosing the best epoch (by PGD robust "
                                     "accuracy).", check=_below_one)
-    val_steps: int = knob(10, "PGD steps of the per-epoch validation attack.", check=_min(0))
-    val_restarts: int = knob(1, "PGD restarts of the per-epoch validation attack.", check=_min(1))
+    val_steps: int = knob(10, "PGD steps of the per-epoch validation attack.", check=at_least(0))
+    val_restarts: int = knob(1, "PGD restarts of the per-epoch validation attack.", check=at_least(1))
     seed: int = knob(0, "Random seed (random selection, synthetic inputs, training, export order).")
     checkpoint: str | None = knob(None, "Write a checkpoint here after every epoch.", runtime=True, metavar="PATH")
     resume: bool = knob(False, "Continue the run saved in --checkpoint.", runtime=True)

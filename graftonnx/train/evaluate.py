@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import MISSING, asdict, dataclass
-from typing import Any
 
 import numpy as np
 import onnx
@@ -22,15 +21,11 @@ from ..attack import PgdConfig, pgd
 from ..data.dataset import Dataset
 from ..model import inspect_model, prepend_normalisation
 from ..model.runtime import OrtRunner
-from ..settings import Settings, knob, stage
+from ..settings import Settings, above, at_least, knob, stage
 from .checks import as_tensors, check_dataset
 from .nets import PixelModel
 
 __all__ = ["EvalConfig", "EvalResult", "evaluate", "torch_accuracy", "pixel_module"]
-
-
-def _at_least(lo: float, strict: bool = False) -> Any:
-    return lambda v: None if (v > lo if strict else v >= lo) else f"must be {'>' if strict else '≥'} {lo:g}"
 
 
 @stage("evaluate")
@@ -38,13 +33,13 @@ def _at_least(lo: float, strict: bool = False) -> Any:
 class EvalConfig(Settings):
     """PGD-``steps`` with ``restarts`` random restarts at L∞ radius ``eps`` (raw pixel scale)."""
 
-    eps: float = knob(MISSING, "L∞ attack radius on the raw pixel scale (0: SA only).", check=_at_least(0))
-    steps: int = knob(100, "PGD steps per restart.", check=_at_least(1))
-    restarts: int = knob(5, "PGD random restarts.", check=_at_least(1))
+    eps: float = knob(MISSING, "L∞ attack radius on the raw pixel scale (0: SA only).", check=at_least(0))
+    steps: int = knob(100, "PGD steps per restart.", check=at_least(1))
+    restarts: int = knob(5, "PGD random restarts.", check=at_least(1))
     step_size: float | None = knob(None, "PGD step. Default: 1/8 of each pixel's box (eps/4).",
-                                   check=_at_least(0, strict=True))
+                                   check=above(0))
     seed: int = knob(0, "Random seed (attack starts).")
-    batch_size: int = knob(256, "Images attacked at once.", check=_at_least(1))
+    batch_size: int = knob(256, "Images attacked at once.", check=at_least(1))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from .._io import append_line, read_lines
 from ..errors import BadInput
 from .result import Result
 
@@ -30,38 +31,8 @@ class Journal:
 
     def load(self) -> dict[tuple[str, str], Result]:
         """Every complete, valid line; torn or foreign lines are skipped, never fatal."""
-        done: dict[tuple[str, str], Result] = {}
-        if not self.path.exists():
-            return done
-        try:
-            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError as exc:
-            raise BadInput(f"cannot read results journal {self.path}: {exc.strerror}") from None
-        for line in lines:
-            try:
-                r = Result.from_json(json.loads(line))
-            except (ValueError, TypeError, KeyError):
-                continue
-            done[(r.instance, r.backend)] = r
-        return done
+        return {(r.instance, r.backend): r for r in read_lines(self.path, Result.from_json, "results journal")}
 
     def append(self, result: Result) -> None:
         """Append one line and fsync it before returning (a finished instance is never lost)."""
-        line = json.dumps(result.to_json(), separators=(",", ":")) + "\n"
-        needs_newline = self._torn_tail()
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(("\n" if needs_newline else "") + line)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def _torn_tail(self) -> bool:
-        """True when the file ends without a newline (an interrupted write): start a fresh line."""
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                if fh.tell() == 0:
-                    return False
-                fh.seek(-1, os.SEEK_END)
-                return fh.read(1) != b"\n"
-        except FileNotFoundError:
-            return False
+        append_line(self.path, json.dumps(result.to_json(), separators=(",", ":")) + "\n", "results journal")

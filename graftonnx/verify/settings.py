@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import Settings, knob, stage
+from ..settings import Settings, above, at_least, knob, stage
 
 __all__ = ["VerifySettings"]
 
@@ -23,6 +23,6 @@ class VerifySettings(Settings):
     backend: str = knob("lirpa", "lirpa: auto_LiRPA bounds + attack (incomplete, CPU); neuralsat: complete, CPU; "
                                  "abcrown: α,β-CROWN checkout (complete, GPU).", choices=_backends)
     timeout: float | None = knob(None, "Seconds per instance, overriding instances.csv's third column. Default: "
-                                       "the csv's.", check=lambda v: None if v > 0 else "must be > 0")
+                                       "the csv's.", check=above(0))
     workers: int = knob(1, "Instances run at once in worker processes (CPU backends only; GPU runs stay "
-                           "sequential).", check=lambda v: None if v >= 1 else "must be at least 1")
+                           "sequential).", check=at_least(1))

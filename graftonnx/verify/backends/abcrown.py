@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import yaml
 
 from ...errors import BadInput
-from ...settings import Settings, knob
+from ...settings import Settings, at_least, knob
 from ...verifier_shims import LAUNCHER
 from ..result import Counterexample, Result, Verdict, sat_with_counterexample
 from .base import BACKENDS, ProcOutcome, base_result, run_process
@@ -166,7 +166,7 @@ class AbcrownOptions(Settings):
                                  choices=BRANCHING)
     sparse_interm: bool = knob(False, "abcrown: sparse intermediate bounds (off suits grafted nets).")
     grace_s: float = knob(30.0, "Extra wall seconds over the verifier's own timeout (start-up, model loading).",
-                          cli=False, check=lambda v: None if v >= 0 else "must be ≥ 0")
+                          cli=False, check=at_least(0))
 
 
 @BACKENDS.register("abcrown")

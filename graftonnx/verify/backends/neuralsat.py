@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ...errors import BadInput
-from ...settings import Settings, knob
+from ...settings import Settings, at_least, knob
 from ...verifier_shims import LAUNCHER
 from ..result import Result, Verdict, sat_with_counterexample
 from .base import BACKENDS, ProcOutcome, base_result, run_process
@@ -72,7 +72,7 @@ class NeuralsatOptions(Settings):
     mip: bool = knob(False, "neuralsat: MIP verification/tightening (needs a full Gurobi licence beyond 2000 "
                             "variables).")
     grace_s: float = knob(30.0, "Extra wall seconds over the verifier's own timeout (start-up, model loading).",
-                          cli=False, check=lambda v: None if v >= 0 else "must be ≥ 0")
+                          cli=False, check=at_least(0))
 
 
 @BACKENDS.register("neuralsat")
