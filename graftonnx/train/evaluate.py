@@ -21,14 +21,13 @@ from ..attack import PgdConfig, pgd
 from ..data.dataset import Dataset
 from ..model import inspect_model, prepend_normalisation
 from ..model.runtime import OrtRunner
-from ..settings import Settings, above, at_least, knob, stage
+from ..settings import Settings, above, at_least, knob
 from .checks import as_tensors, check_dataset
 from .nets import PixelModel
 
 __all__ = ["EvalConfig", "EvalResult", "evaluate", "torch_accuracy", "pixel_module"]
 
 
-@stage("evaluate")
 @dataclass(frozen=True)
 class EvalConfig(Settings):
     """PGD-``steps`` with ``restarts`` random restarts at L∞ radius ``eps`` (raw pixel scale)."""
