@@ -9,22 +9,24 @@ afterwards, and with logging and warnings state put back as they were.
 
 :func:`lirpa_bounds` is the bound computation itself: pre-activation bounds of every
 requested ReLU site for a batch of boxes, by auto_LiRPA's IBP or CROWN.  The bounded
-module is built once per model (cached by content) and reused for every batch, so a
-scoring run over many batches traces the model only once and memory stays flat.
+module is built once per model and option set (:func:`lirpa_model`, kept with the model's
+handle) and reused for every batch, so a scoring run over many batches traces the model
+only once and memory stays flat.  Options are fixed at construction, never changed
+afterwards: the verifier's α-CROWN options get their own module, not scoring's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import copy
 import importlib
 import importlib.util
+import json
 import logging
 import sys
 import types
 import warnings
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +38,7 @@ import torch
 
 from .bounds.base import SiteBounds
 from .errors import BadInput, GraftFailure
+from .model.handle import ModelHandle, content_handle
 from .model.info import ReluSite
 
 __all__ = ["auto_lirpa", "lirpa_model", "LirpaModel", "lirpa_bounds", "LIRPA_METHODS", "BOUND_OPTS", "BOUNDING_OPTS"]
@@ -51,7 +54,6 @@ BOUNDING_OPTS: dict[str, Any] = {**BOUND_OPTS, "compare_crown_with_ibp": True}
 #: Bytes the largest linear-bound matrix of one compute_bounds call may take (see ``_chunk``).
 MEMORY_BUDGET = 512 * 2**20
 MAX_CHUNK = 64
-_CACHE_SIZE = 2
 _state: dict[str, Any] = {}
 
 
@@ -152,7 +154,8 @@ class LirpaModel:
     layout ops), so boxes must go through :meth:`inner_box` first; ``inputs`` maps each
     site (Relu node name) to the auto_LiRPA node of its pre-activation; ``final`` is the
     node bounding may stop at (None: the graph output); ``chunk`` is how many boxes are
-    bounded together so that memory stays flat.
+    bounded together so that memory stays flat.  ``full`` is the whole model in torch
+    (parameters frozen), for the input prefix and for attacks.  Shared: read-only.
     """
 
     module: Any
@@ -172,7 +175,7 @@ class LirpaModel:
         return torch.minimum(a, b), torch.maximum(a, b)
 
 
-def _build(model: onnx.ModelProto) -> LirpaModel:
+def _build(model: onnx.ModelProto, extra_opts: Mapping[str, Any]) -> LirpaModel:
     from .model.info import input_prefix
     from .model.transform import strip_prefix
     from .torch_bridge import to_torch
@@ -182,11 +185,11 @@ def _build(model: onnx.ModelProto) -> LirpaModel:
     prefix, inner_name = input_prefix(model)
     inner = strip_prefix(model, prefix, inner_name, full.shapes[inner_name])
     net = (to_torch(inner) if prefix else to_torch(model)).eval().inline_constants()
-    for p in net.parameters():
+    for p in (*net.parameters(), *full.parameters()):
         p.requires_grad_(False)
     x = torch.rand((2, *net.input_shape), generator=torch.Generator().manual_seed(0))
     with _quiet():
-        opts = dict(BOUNDING_OPTS, conv_mode=_conv_mode(inner, net.shapes))
+        opts = dict(BOUNDING_OPTS, conv_mode=_conv_mode(inner, net.shapes), **extra_opts)
         bm = lirpa.BoundedModule(net, (x,), bound_opts=opts, device="cpu", verbose=False)
     # auto_LiRPA 0.6.0 defines compare_with_IBP (used by compare_crown_with_ibp) but never binds it.
     bm.compare_with_IBP = types.MethodType(_state["interval_bound"].compare_with_IBP, bm)
@@ -268,15 +271,16 @@ def _check_mapping(bm: Any, net: Any, x: torch.Tensor, inputs: dict[str, Any]) -
                                "the traced graph does not match the ONNX graph")
 
 
-def lirpa_model(model: onnx.ModelProto) -> LirpaModel:
-    cache: OrderedDict[str, LirpaModel] = _state.setdefault("cache", OrderedDict())
-    key = hashlib.sha256(model.SerializeToString()).hexdigest()
-    if key not in cache:
-        cache[key] = _build(model)
-        while len(cache) > _CACHE_SIZE:
-            cache.popitem(last=False)
-    cache.move_to_end(key)
-    return cache[key]
+def lirpa_model(model: onnx.ModelProto | ModelHandle, extra_opts: Mapping[str, Any] | None = None) -> LirpaModel:
+    """The traced ``model`` with bound options :data:`BOUNDING_OPTS` + conv mode + ``extra_opts`` (JSON-like).
+
+    Built once per model and options, kept with its handle (a proto: :func:`content_handle`,
+    as bound methods get protos).  The options are set here and nowhere else: a caller
+    that needs others (the verifier's α-CROWN iterations) passes them and gets its own module.
+    """
+    h = model if isinstance(model, ModelHandle) else content_handle(model)
+    opts = copy.deepcopy(dict(extra_opts or {}))  # ours: a caller's later change cannot reach the module
+    return h.derived(("lirpa", json.dumps(opts, sort_keys=True)), lambda: _build(h.proto, opts))
 
 
 def _check_boxes(lo: np.ndarray, hi: np.ndarray, sample_shape: tuple[int, ...]) -> None:

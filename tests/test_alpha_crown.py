@@ -40,7 +40,7 @@ def test_embedded_alpha_crown_is_tighter_than_crown(mnist_csv: Path) -> None:
     p = model_path(NET)
     x, label = mnist_image(mnist_csv, 0)
     prop = Property.linf_ball(x, EPS, label, 10)
-    net = _net(str(p.resolve()), p.stat().st_mtime)
+    net = _net(p)
     crown = margin_lower_bounds(net, prop, "CROWN")
     alpha = margin_lower_bounds(net, prop, "CROWN-Optimized")
     assert crown.min() < 0

@@ -6,6 +6,8 @@ batch axis (1, n) and its Add fed a Gemm; the rewrite now writes per-image shape
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,7 @@ def test_lirpa_backend_margins_on_simplified_graft(tmp_path):
     g.save_model(simplified, path)
     x = np.full(784, 0.5, np.float32)
     prop = Property(np.clip(x - 0.01, 0, 1), np.clip(x + 0.01, 0, 1), 3, 10)
-    lb = margin_lower_bounds(_net(str(path), path.stat().st_mtime), prop, "CROWN")
+    lb = margin_lower_bounds(_net(path), prop, "CROWN")
     assert lb.shape == (9,) and np.all(np.isfinite(lb))
 
 
@@ -75,6 +77,7 @@ def test_crown_when_the_last_relu_layer_left_is_a_conv_one():
 def test_per_neuron_conv_graft_bounds_in_patches_mode_equal_matrix_mode(monkeypatch):
     """graftonnx._lirpa_patches: full-shape Mul/Add constants on feature maps, sound and equal to matrix mode."""
     import graftonnx._lirpa as lirpa
+    from graftonnx.model import handle
     from graftonnx.model.runtime import OrtRunner
 
     model = g.load(model_path("resnet_2b"))
@@ -87,7 +90,7 @@ def test_per_neuron_conv_graft_bounds_in_patches_mode_equal_matrix_mode(monkeypa
     assert lirpa.lirpa_model(grafted).module.bound_opts["conv_mode"] == "patches"
     patches = lirpa.lirpa_bounds(grafted, lo, hi, info.relus, "CROWN")
     monkeypatch.setattr(lirpa, "_conv_mode", lambda m, s: "matrix")
-    monkeypatch.setitem(lirpa._state, "cache", type(lirpa._state.get("cache", {}))())
+    monkeypatch.setattr(handle, "_cache", OrderedDict())  # forget the patches-mode module
     matrix = lirpa.lirpa_bounds(grafted, lo, hi, info.relus, "CROWN")
     pts = lo[None] + (hi - lo)[None] * np.random.default_rng(2).uniform(size=(32, *lo.shape)).astype(np.float32)
     relu_in = {s.name: s.input for s in g.inspect(grafted).relus}  # z·keep + 0 for grafted sites

@@ -4,15 +4,13 @@ Why a graph rather than a Python loop or torch: the interval of every tensor is 
 fixed function of the input box, so it can be written once as ONNX (two inputs ``lo``
 and ``hi``, two outputs per requested tensor) and run by the same optimised CPU
 kernels that run the model, batched and multi-threaded, with no per-layer Python
-overhead.  The session is cached per (model content, requested tensors), so scoring
-that streams thousands of images builds it once.
+overhead.  The session is derived once per (model content, requested tensors) and kept
+with the model's handle (:mod:`graftonnx.model.handle`), so scoring that streams
+thousands of images builds it once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,14 +21,14 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from ..errors import BadInput, UnsupportedModel
+from ..model.handle import content_handle
 from ..model.info import ReluSite, graph_inputs
 from ..model.runtime import expose, session, with_dynamic_batch
 from .base import BOUND_METHODS, SiteBounds
 from .ibp_rules import IBP_RULES, IbpBuilder, Interval
 
-__all__ = ["IntervalModel", "IntervalRunner", "build_interval_model", "interval_runner", "ibp", "clear_cache"]
+__all__ = ["IntervalModel", "IntervalRunner", "build_interval_model", "interval_runner", "ibp"]
 
-_CACHE_SIZE = 8
 _MIN_OPSET = 13
 
 
@@ -199,30 +197,10 @@ class IntervalRunner:
         return {t: (outs[a], outs[z]) for t, (a, z) in self.imodel.outputs.items()}
 
 
-_cache: OrderedDict[tuple[str, tuple[str, ...]], IntervalRunner] = OrderedDict()
-_lock = threading.Lock()
-
-
 def interval_runner(model: onnx.ModelProto, tensors: Sequence[str]) -> IntervalRunner:
-    """The cached runner for (model content, tensors); built on first use, LRU of 8."""
-    key = (hashlib.sha256(model.SerializeToString()).hexdigest(), tuple(tensors))  # sha256: hardware-accelerated
-    with _lock:
-        runner = _cache.get(key)
-        if runner is not None:
-            _cache.move_to_end(key)
-            return runner
-    runner = IntervalRunner(build_interval_model(model, tensors))
-    with _lock:
-        _cache[key] = runner
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return runner
-
-
-def clear_cache() -> None:
-    """Drop every cached interval session (tests; long-running processes that swap models)."""
-    with _lock:
-        _cache.clear()
+    """The runner for (model content, tensors), built once and kept with the model's handle."""
+    h = content_handle(model)
+    return h.derived(("interval", tuple(tensors)), lambda: IntervalRunner(build_interval_model(h.proto, tensors)))
 
 
 @BOUND_METHODS.register("ibp")

@@ -10,14 +10,11 @@ becomes ``error`` and the original claim is kept in the message.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from ..bench.spec import Property
-from ..model.loader import load_model
-from ..model.runtime import OrtRunner
+from ..model.handle import open_model
 from .result import Counterexample, Result, Verdict
 
 __all__ = ["INVALID_CEX", "BOX_TOL", "onnx_logits", "cex_problem", "check_result"]
@@ -26,20 +23,12 @@ INVALID_CEX = "backend reported an invalid counterexample"
 BOX_TOL = 1e-4
 
 
-@lru_cache(maxsize=4)
-def _runner(path: str, mtime: float) -> tuple[OrtRunner, tuple[int, ...]]:
-    model = load_model(path)
-    dims = model.graph.input[0].type.tensor_type.shape.dim  # load_model rejects graphs without inputs
-    shape = tuple(int(d.dim_value) if d.dim_value > 0 else 1 for d in dims)
-    return OrtRunner(model, batch_size=64), shape[1:]
-
-
 def onnx_logits(onnx_path: str | os.PathLike[str], x: np.ndarray) -> np.ndarray:
-    """The ONNX model's outputs (flat) at the flat point ``x``, run by onnxruntime on the CPU."""
-    p = Path(onnx_path)
-    runner, per_image = _runner(str(p.resolve()), p.stat().st_mtime)
-    xb = np.asarray(x, np.float32).reshape((1, *per_image))
-    return runner.logits(xb).ravel()
+    """The ONNX model's outputs (flat) at the flat point ``x``, run by onnxruntime on the CPU (the handle's runner)."""
+    h = open_model(onnx_path)
+    dims = h.proto.graph.input[0].type.tensor_type.shape.dim  # load_model rejects graphs without inputs
+    per_image = tuple(int(d.dim_value) if d.dim_value > 0 else 1 for d in dims)[1:]
+    return h.runner.logits(np.asarray(x, np.float32).reshape((1, *per_image))).ravel()
 
 
 def cex_problem(onnx_path: str | os.PathLike[str], prop: Property, cex: Counterexample,

@@ -89,14 +89,6 @@ def _warn_frozen(python: str) -> None:
                       "interpreter (--abcrown-python, torch ≤ 2.13) needs no patch", stacklevel=2)
 
 
-@functools.lru_cache(maxsize=16)
-def _has_spatial_masks(path: str, mtime: float) -> bool:
-    from ...model.loader import load_model
-    from ...rewrite.native import spatial_mask_ops
-
-    return bool(spatial_mask_ops(load_model(path)))
-
-
 @dataclass(frozen=True)
 class AbcrownConfig:
     """The α,β-CROWN settings graftonnx controls; everything else stays at α,β-CROWN's defaults."""
@@ -209,10 +201,13 @@ class AbcrownBackend:
         Why: α,β-CROWN's auto_LiRPA asserts on such a Mul in patches mode; graftonnx's own
         per-neuron conv grafts are the case (``graftonnx simplify`` converts every other form).
         """
+        from ...model.handle import open_model
+        from ...rewrite.native import spatial_mask_ops
+
         if self.conv_mode == "matrix":
             return "matrix"
-        p = Path(onnx_path)
-        return "matrix" if _has_spatial_masks(str(p.resolve()), p.stat().st_mtime) else self.conv_mode
+        h = open_model(onnx_path)
+        return "matrix" if h.derived(("spatial_masks",), lambda: bool(spatial_mask_ops(h.proto))) else self.conv_mode
 
     def command(self, config: Path, onnx_path: Path, vnnlib_path: Path, results: Path, timeout: float) -> list[str]:
         return [self.python, str(LAUNCHER), "abcrown.py", "--config", str(config.resolve()), "--onnx_path",

@@ -9,18 +9,20 @@ bounds).  ``unsat`` when the lower bound of every margin ``Y_label − Y_j`` is 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from ..._lirpa import LirpaModel, auto_lirpa, lirpa_model
 from ...bench.spec import Property
 from ...bench.vnnlib import read_vnnlib
 from ...errors import BadInput
+from ...model.handle import open_model
 from ...settings import Settings, knob
 from ..cexcheck import cex_problem, onnx_logits
 from ..result import Counterexample, Result, Verdict
@@ -30,36 +32,19 @@ __all__ = ["LirpaBackend", "LirpaOptions", "LIRPA_VERIFY_METHODS", "margin_lower
 
 #: CLI name → auto_LiRPA ``compute_bounds`` method.
 LIRPA_VERIFY_METHODS = {"ibp": "IBP", "crown": "CROWN", "alpha-crown": "CROWN-Optimized"}
-_ALPHA_ARGS = {"iteration": 20, "lr_alpha": 0.1, "early_stop_patience": 5}
+_VERIFY_OPTS = {"optimize_bound_args": {"iteration": 20, "lr_alpha": 0.1, "early_stop_patience": 5}}
 
 
-@dataclass(frozen=True, eq=False)
-class _Net:
-    torch: Any
-    bounded: Any
-    input_shape: tuple[int, ...]
-
-
-@lru_cache(maxsize=2)
-def _net(path: str, mtime: float) -> _Net:
-    """Convert and trace a model once per worker process (a benchmark reuses one model many times).
+def _net(onnx_path: str | os.PathLike[str]) -> LirpaModel:
+    """The model traced for verification, once per model file and process (a benchmark reuses one model many times).
 
     The bounded module comes from :func:`graftonnx._lirpa.lirpa_model`, the one place that
     knows how to drive auto_LiRPA soundly: the input prefix (normalisation, layout ops) is
     applied to the box exactly, the conv mode fits the graph (grafted conv nets need
-    ``matrix``) and CROWN is intersected with IBP.
+    ``matrix``) and CROWN is intersected with IBP.  The α-CROWN options are given there,
+    so this module is not the one scoring uses (which keeps auto_LiRPA's defaults).
     """
-    from ..._lirpa import lirpa_model
-    from ...model.loader import load_model
-    from ...torch_bridge import to_torch
-
-    model = load_model(path)  # names unnamed nodes: auto_LiRPA's ReLUs are matched to sites by name
-    lm = lirpa_model(model)
-    lm.module.set_bound_opts({"optimize_bound_args": dict(_ALPHA_ARGS)})
-    net = to_torch(model).eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return _Net(net, lm, tuple(net.input_shape))
+    return lirpa_model(open_model(onnx_path), _VERIFY_OPTS)  # open_model names nodes: sites match by name
 
 
 def _margin_matrix(prop: Property) -> torch.Tensor:
@@ -71,18 +56,16 @@ def _margin_matrix(prop: Property) -> torch.Tensor:
     return c
 
 
-def margin_lower_bounds(net: _Net, prop: Property, method: str) -> np.ndarray:
+def margin_lower_bounds(net: LirpaModel, prop: Property, method: str) -> np.ndarray:
     """Lower bounds of ``Y_label − Y_j`` for every j ≠ label over the property's box."""
-    from ..._lirpa import auto_lirpa
-
     lirpa = auto_lirpa()
-    lo = torch.from_numpy(prop.lower.astype(np.float32).reshape((1, *net.input_shape)))
-    hi = torch.from_numpy(prop.upper.astype(np.float32).reshape((1, *net.input_shape)))
-    lo, hi = net.bounded.inner_box(lo, hi)
+    lo = torch.from_numpy(prop.lower.astype(np.float32).reshape((1, *net.full.input_shape)))
+    hi = torch.from_numpy(prop.upper.astype(np.float32).reshape((1, *net.full.input_shape)))
+    lo, hi = net.inner_box(lo, hi)
     x = lirpa.BoundedTensor((lo + hi) / 2, lirpa.PerturbationLpNorm(norm=float("inf"), x_L=lo, x_U=hi))
     grad = torch.enable_grad() if method == "CROWN-Optimized" else torch.no_grad()
     with grad:
-        lb, _ = net.bounded.module.compute_bounds(x=(x,), C=_margin_matrix(prop), method=method, bound_upper=False)
+        lb, _ = net.module.compute_bounds(x=(x,), C=_margin_matrix(prop), method=method, bound_upper=False)
     return lb.detach().numpy().ravel()
 
 
@@ -130,14 +113,15 @@ class LirpaBackend:
         t0 = time.monotonic()
         prop = read_vnnlib(vnnlib_path)
         p = Path(onnx_path)
-        net = _net(str(p.resolve()), p.stat().st_mtime)
+        net = _net(p)
+        shape = tuple(net.full.input_shape)
 
         def res(verdict: Verdict, message: str, cex: Counterexample | None = None) -> Result:
             return base_result(self.name, p, Path(vnnlib_path), verdict, time.monotonic() - t0, message=message,
                                counterexample=cex)
 
-        if prop.n_inputs != int(np.prod(net.input_shape)):
-            raise BadInput(f"{vnnlib_path} has {prop.n_inputs} inputs but {p} takes {int(np.prod(net.input_shape))}: "
+        if prop.n_inputs != int(np.prod(shape)):
+            raise BadInput(f"{vnnlib_path} has {prop.n_inputs} inputs but {p} takes {int(np.prod(shape))}: "
                            "pair each model with its own properties")
         # α-CROWN starts from CROWN's relaxation: when CROWN already proves it, skip the optimisation.
         methods = ["CROWN", "CROWN-Optimized"] if self.method == "alpha-crown" else [LIRPA_VERIFY_METHODS[self.method]]
@@ -147,7 +131,7 @@ class LirpaBackend:
                 return res(Verdict.UNSAT, f"{self.method}: min margin lower bound {worst:.4g} > 0")
             if time.monotonic() - t0 > timeout:
                 return res(Verdict.TIMEOUT, f"{self.method} bounds took longer than {timeout:g} s")
-        x = pgd_attack(net.torch, prop, net.input_shape)
+        x = pgd_attack(net.full, prop, shape)
         if x is not None and cex_problem(p, prop, Counterexample(tuple(x), ())) is None:
             y = onnx_logits(p, x)
             return res(Verdict.SAT, "PGD attack found a counterexample", Counterexample(tuple(x), tuple(map(float, y))))
