@@ -132,3 +132,12 @@ def test_one_graft_run_inspects_its_model_once(tmp_path: Path, monkeypatch: pyte
                                     "-o", str(tmp_path / "g.onnx"), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert len(seen) == 2 and seen[0] != seen[1], seen  # the input, then the grafted model
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--backend", "lirpa", "--mip"], "--mip is not an option of backend 'lirpa'"),
+    (["--backend", "neuralsat", "--conv-mode", "matrix"], "--conv-mode is not an option of backend 'neuralsat'")])
+def test_a_flag_of_another_backend_is_refused(tmp_path: Path, args: list[str], needle: str) -> None:
+    """Each backend declares its own knobs: a flag the chosen backend would ignore is one clear error."""
+    res = CliRunner().invoke(main, ["verify", str(tmp_path), *args])
+    assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output

@@ -34,7 +34,9 @@ def verify_cmd(bench_dir: str, results: str, as_json: bool, progress: bool, **kw
     Every sat is re-run in onnxruntime; an invalid counterexample is recorded as error.
     """
     s = from_options(VerifySettings, kw)
-    opts = backend_options(s.backend, kw)
+    ctx = click.get_current_context()
+    given = [k for k in kw if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
+    opts = backend_options(s.backend, kw, given=given)
     summary = verify_benchmark(bench_dir, s.backend, opts, results, s.timeout, s.workers, progress)
     counts = summary.counts()
     if as_json:

@@ -76,7 +76,9 @@ def _template(kw: dict[str, Any]) -> Any:
     finetune = sections.pop("finetune") if kw["finetune"] else None
     sections.pop("finetune", None)
     builtin = {k: sections.pop(k) for k in ("export", "verify")}
-    backend = backend_options(builtin["verify"].backend, kw, prefix="verify-")
+    ctx = click.get_current_context()
+    given = [k for k in kw if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
+    backend = backend_options(builtin["verify"].backend, kw, prefix="verify-", given=given)
     return ModelEntry("template", "", ratios, from_options(GraftSettings, kw), from_options(DataSpec, kw), finetune,
                       **builtin, backend=backend, extra=tuple(sorted(sections.items())))
 

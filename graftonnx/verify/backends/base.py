@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol
 
 from ...errors import BadInput
 from ...registry import Registry
-from ...settings import from_options
+from ...settings import dest_of, flag_of, from_options, knobs
 from ..result import Result
 
 __all__ = ["BACKENDS", "Backend", "ProcOutcome", "run_process", "make_backend", "backend_options", "option_classes",
@@ -55,9 +55,20 @@ def make_backend(name: str, options: Any = None) -> Backend:
     return cls.from_options(opts)  # type: ignore[no-any-return,attr-defined]
 
 
-def backend_options(name: str, values: Mapping[str, Any], prefix: str = "") -> Any:
-    """Backend ``name``'s options from parsed flags (its own knobs only; None keeps a knob's default)."""
+def backend_options(name: str, values: Mapping[str, Any], prefix: str = "", given: Sequence[str] = ()) -> Any:
+    """Backend ``name``'s options from parsed flags (its own knobs only; None keeps a knob's default).
+
+    ``given`` names the keywords the user set: one that is only another backend's knob is
+    BadInput (it would be ignored), e.g. ``--mip`` with ``--backend lirpa``.
+    """
     cls = BACKENDS.get(name).Options  # type: ignore[attr-defined]
+    mine = {dest_of(f, k, prefix) for f, k in knobs(cls)}
+    for other in option_classes():
+        for f, k in knobs(other):
+            dest = dest_of(f, k, prefix)
+            if dest in given and dest not in mine:
+                own = ", ".join(sorted(flag_of(g, j, prefix) for g, j in knobs(cls) if j.cli)) or "none"
+                raise BadInput(f"{flag_of(f, k, prefix)} is not an option of backend {name!r} (its options: {own})")
     return from_options(cls, {k: v for k, v in values.items() if v is not None}, prefix)
 
 
