@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -23,13 +26,35 @@ class GraftGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _terminate_as_interrupt():
+                return super().invoke(ctx)
         except GraftError as exc:
             click.echo(f"graftonnx: error: {exc.message}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("graftonnx: interrupted", err=True)
             sys.exit(130)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so atomic writes remove their temp files and journals stay whole.
+
+    Why: a killed batch system job or ``timeout`` sends SIGTERM, whose default action stops
+    the process at once and would leave ``.name.XXXX.tmp`` files beside the outputs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @click.group(cls=GraftGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
