@@ -129,7 +129,8 @@ def _open_locked(path: Path, what: str, flags: int = os.O_RDWR | os.O_CREAT | os
         try:
             fd = os.open(path, flags, 0o644)
         except OSError as exc:
-            raise BadInput(f"cannot write {what} {path}: {exc.strerror}; check the folder") from None
+            verb = "read" if flags == os.O_RDONLY else "write"
+            raise BadInput(f"cannot {verb} {what} {path}: {exc.strerror}; check the file and its folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             st, now = os.fstat(fd), os.stat(path)

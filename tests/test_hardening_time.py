@@ -262,3 +262,20 @@ def test_zoo_exit_code_counts_failed_models(tmp_path: Path, monkeypatch: pytest.
         assert f"run journal {out / 'journal.jsonl'} line 1 is truncated" in warn
     assert (out / "summary.md").is_file() and not list(out.rglob("*.tmp"))
     assert all(json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines())
+
+
+@pytest.mark.parametrize("late, needle", [
+    ('"proved"', "'proved' is not one of sat, unsat"),
+    ("7", "7 is not one of sat, unsat"),
+])
+def test_report_rejects_a_bad_late_verdict(bench: Path, tmp_path: Path, late: str, needle: str) -> None:
+    """A hand-edited late_verdict is a bad journal line: exit 2, one line naming file and line, no report folder."""
+    journal = tmp_path / "r.jsonl"
+    journal.write_text(GOOD[:-1] + f',"late_verdict":{late}}}\n')
+    out = tmp_path / "rep"
+    res = _invoke(["report", str(journal), "--bench", str(bench), "-o", str(out), "--no-plots"])
+    assert res.exit_code == 2, res.stderr
+    _no_traceback(res)
+    (err,) = _lines(res, "error")
+    assert f"{journal} line 1" in err and needle in err, err
+    assert not out.exists()
