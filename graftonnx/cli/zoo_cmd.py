@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from ..engine.executors import EXECUTORS
-from ..errors import BadInput
+from ..errors import BadInput, GraftFailure
 from ._base import echo_json, main
 
 __all__ = ["zoo_cmd"]
@@ -146,6 +146,22 @@ def zoo_cmd(source: str, output: str, executor: str, workers: int, ray_address: 
     if as_json:
         echo_json({"output": str(result.out), "failed": list(result.failed),
                    "rows": [r.__dict__ for r in result.rows]})
+    else:
+        click.echo(f"summary: {result.out / 'summary.md'} ({len(manifest.entries)} models, "
+                   f"{len(result.failed)} failed)")
+    _exit_status(len(result.failed), len(result.models), result.out)
+
+
+def _exit_status(failed: int, total: int, out: Path) -> None:
+    """Exit 1 when every model failed (nothing to report: a script must notice); otherwise say how many failed.
+
+    Why not 1 for some failures: the batch is built to go on past a failed model, and the
+    summary holds the others' results; a partial failure is a warning line on stderr.
+    """
+    if not failed:
         return
-    click.echo(f"summary: {result.out / 'summary.md'} ({len(manifest.entries)} models, "
-               f"{len(result.failed)} failed)")
+    what = f"{failed} of {total} models failed"
+    if failed >= total:
+        raise GraftFailure(f"{what}: see the error column of {out / 'summary.md'}; fix the cause and rerun the "
+                           "same command to resume")
+    click.echo(f"graftonnx: warning: {what}: see the error column of {out / 'summary.md'}", err=True)

@@ -59,6 +59,7 @@ def run_batch(jobs: Sequence[Job], out: Path, executor: str = "local", cfg: Exec
     ex = make_executor(executor, cfg or ExecutorConfig())
     sweep_temporaries(out)
     journal = Journal(out / "journal.jsonl")
+    journal.repair()  # before any worker appends: drop torn/garbled lines, one warning each
     _check_journal(jobs, journal)
     outcomes = []
     for outcome in ex.run(jobs):

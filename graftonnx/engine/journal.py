@@ -6,7 +6,8 @@ is appended only *after* the step's outputs were renamed into place, so "the jou
 says done" implies "the outputs are complete".  Lines carry the job's settings
 fingerprint, so a changed manifest never silently reuses stale steps.  Lines are written
 by :func:`graftonnx._io.append_line` (one write, fsync, ``flock``: several workers share the
-file); a torn last line (power loss) is skipped on reading.
+file); a torn last line (power loss) is skipped on reading, and dropped from the file
+(atomic rewrite, one warning per line) when the next run starts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._io import append_line, read_lines
+from .._io import append_line, read_lines, repair_lines
 from ..errors import BadInput
 
 __all__ = ["StepRecord", "Journal", "DONE", "FAILED"]
@@ -65,6 +66,13 @@ class Journal:
     def records(self) -> list[StepRecord]:
         """Every complete, valid line in order; torn or foreign lines are skipped, never fatal."""
         return read_lines(self.path, StepRecord.from_json, "run journal")
+
+    def repair(self) -> list[StepRecord]:
+        """:meth:`records`, and rewrite the file atomically without its unreadable lines (one warning each).
+
+        Only at the start of a run, before any worker appends: see :func:`graftonnx._io.repair_lines`.
+        """
+        return repair_lines(self.path, StepRecord.from_json, "run journal")
 
     def done(self, model: str, fingerprint: str) -> dict[str, StepRecord]:
         """The finished steps of ``model`` run with settings ``fingerprint`` (latest line per step wins)."""

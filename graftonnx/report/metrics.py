@@ -4,7 +4,8 @@ Why per (model, backend) rows measured against the benchmark folder: the paper's
 "grafted nets verify more often and faster", so a report must put a grafted net's VA,
 times and unstable-neuron ratio beside its baseline's, on *the same* instances.  VA counts
 against every instance instances.csv lists for the model, so an unfinished run can never
-look better than it is (unrun instances are reported as ``missing``).
+look better than it is (unrun instances are reported as ``missing``), and an answer after
+the instance's timeout counts as a timeout (:func:`counted_verdict`), as in VNN-COMP.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from ..model.graftmeta import read_grafts, read_native, read_provenance
 from ..model.info import ModelInfo, inspect_model
 from ..model.loader import load_model
 from ..settings import Settings, at_least, knob
-from ..verify.result import VERDICTS, Verdict, is_solved
+from ..verify.result import VERDICTS, Result, Verdict, is_solved
 from ..verify.runner import Instance, read_instances
 from .results import JournalRecord, read_journals
 from .unr import BoxUnr, unr_on_boxes
 
 __all__ = ["ReportOptions", "ModelMetrics", "Report", "GraftInfo", "DataSource", "build_report", "graft_info",
-           "group_key", "time_stats"]
+           "group_key", "time_stats", "counted_verdict"]
 
 #: Images for SA/RA: one Dataset for every model, or a loader given each model's ModelInfo.
 DataSource = Dataset | Callable[[ModelInfo], Dataset] | None
@@ -164,9 +165,23 @@ def time_stats(times: Sequence[float]) -> tuple[float | None, float | None]:
     return float(statistics.fmean(times)), float(statistics.median(times))
 
 
+def counted_verdict(result: Result, timeout: float) -> Verdict:
+    """The verdict a row counts as: an answer (not an error) after the instance's ``timeout`` is a ``timeout``.
+
+    Why again here when the runner already does it: journals written before the runner
+    enforced the timeout, or verified with a larger ``--timeout`` than instances.csv lists,
+    still hold late answers, and VNN-COMP counts those as timeouts.
+    """
+    late = result.verdict not in (Verdict.TIMEOUT, Verdict.ERROR) and float(result.seconds) > timeout
+    if late or result.late_verdict is not None:
+        return Verdict.TIMEOUT
+    return result.verdict
+
+
 def _row(model: str, backend: str, listed: list[Instance], results: list[JournalRecord], unr: BoxUnr,
          graft: GraftInfo, acc: tuple[float | None, float | None]) -> ModelMetrics:
-    verdicts = [r.result.verdict for r in results]
+    limit = {i.key: i.timeout for i in listed}
+    verdicts = [counted_verdict(r.result, limit[r.result.instance]) for r in results]
     times = [float(r.result.seconds) for r in results]
     solved = [t for t, v in zip(times, verdicts, strict=True) if is_solved(v)]
     mean, median = time_stats(times)

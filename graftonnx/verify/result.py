@@ -64,7 +64,13 @@ class Counterexample:
 
 @dataclass(frozen=True)
 class Result:
-    """One finished instance.  ``instance`` is the key the journal resumes on."""
+    """One finished instance.  ``instance`` is the key the journal resumes on.
+
+    ``late_verdict``: what the verifier answered *after* the timeout (then ``verdict`` is
+    ``timeout``, as VNN-COMP counts it).  Kept rather than dropped so a too-tight timeout
+    is visible in the journal; None (the usual case) is left out of the JSON line, so
+    journals written before the field existed and new ones stay byte-identical.
+    """
 
     instance: str
     model: str
@@ -75,9 +81,12 @@ class Result:
     counterexample: Counterexample | None = None
     message: str = ""
     log: str = ""
+    late_verdict: Verdict | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "verdict", Verdict(self.verdict))
+        if self.late_verdict is not None:
+            object.__setattr__(self, "late_verdict", Verdict(self.late_verdict))
 
     def replace(self, **changes: Any) -> Result:
         return dataclasses.replace(self, **changes)
@@ -86,6 +95,8 @@ class Result:
         d = dataclasses.asdict(self)
         d["counterexample"] = self.counterexample.to_json() if self.counterexample else None
         d["seconds"] = round(float(self.seconds), 4)
+        if self.late_verdict is None:
+            del d["late_verdict"]
         return d
 
     @classmethod

@@ -30,9 +30,9 @@ from ..errors import BadInput, GraftError, GraftFailure
 from .backends.base import Backend, make_backend
 from .cexcheck import check_result
 from .journal import Journal
-from .result import VERDICTS, Result, Verdict, is_solved
+from .result import VERDICTS, Result, Verdict
 
-__all__ = ["Instance", "RunSummary", "read_instances", "run_instance", "verify_benchmark"]
+__all__ = ["Instance", "RunSummary", "late_as_timeout", "read_instances", "run_instance", "verify_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -103,13 +103,28 @@ def _workdir(logs: Path, inst: Instance) -> Path:
     return logs / re.sub(r"[^A-Za-z0-9._-]+", "_", inst.key)[:150]
 
 
+def late_as_timeout(res: Result, timeout: float) -> Result:
+    """An answer after ``timeout`` seconds is a ``timeout`` (VNN-COMP's rule); its verdict moves to ``late_verdict``.
+
+    Why here and not in each backend: the in-process lirpa backend cannot be interrupted
+    mid-bound, and a subprocess verifier may answer inside its kill grace; one rule in the
+    runner makes every backend's time figures mean the same.  A late ``error`` stays an error
+    (the user must see it); a late solved answer's counterexample is dropped (it was not
+    checked and is not a result).
+    """
+    if res.seconds <= timeout or res.verdict in (Verdict.TIMEOUT, Verdict.ERROR):
+        return res
+    why = f"answered {res.verdict} after {res.seconds:.1f} s, over the {timeout:g} s timeout"
+    return res.replace(verdict=Verdict.TIMEOUT, late_verdict=res.verdict, counterexample=None,
+                       message=f"{why}; {res.message}" if res.message else why)
+
+
 def run_instance(backend: Backend, root: Path, inst: Instance, timeout: float, logs: Path) -> Result:
     """Run one instance; any exception becomes an ``error`` Result for this instance only."""
     t0 = time.monotonic()
     try:
-        res = backend.verify(root / inst.model, root / inst.vnnlib, timeout, _workdir(logs, inst))
-        if res.seconds > timeout and not is_solved(res.verdict) and res.verdict != Verdict.ERROR:
-            res = res.replace(verdict=Verdict.TIMEOUT)
+        res = late_as_timeout(backend.verify(root / inst.model, root / inst.vnnlib, timeout, _workdir(logs, inst)),
+                              timeout)
     except Exception as exc:  # noqa: BLE001 - isolate the instance; the message keeps the reason
         msg = exc.message if isinstance(exc, GraftError) else f"{type(exc).__name__}: {exc}"
         res = Result(inst.key, inst.model, inst.vnnlib, backend.name, Verdict.ERROR, time.monotonic() - t0,
@@ -160,7 +175,7 @@ def verify_benchmark(bench_dir: str | Path, backend: str, options: Any = None,
     be = make_backend(backend, options)
     options = options if options is not None else be.Options()  # type: ignore[attr-defined]
     journal = Journal(results)
-    done = journal.load()
+    done = journal.load(repair=True)  # nothing runs yet: drop torn/garbled lines, one warning each
     todo = [i for i in instances if (i.key, be.name) not in done]
     logs = journal.path.with_suffix(".logs")
     crashed = 0

@@ -62,7 +62,13 @@ class ZooResult:
     out: Path
 
     @property
+    def models(self) -> tuple[str, ...]:
+        """Every model of the run (by name), failed or not."""
+        return tuple(sorted({r.model for r in self.rows}))
+
+    @property
     def failed(self) -> tuple[str, ...]:
+        """The models with a failed step (the CLI exits 1 when this is every model)."""
         return tuple(sorted({r.model for r in self.rows if r.status == FAILED}))
 
 
