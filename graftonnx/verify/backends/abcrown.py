@@ -164,8 +164,8 @@ class AbcrownOptions(Settings):
                                  choices=BRANCHING)
     sparse_interm: bool = knob(False, "abcrown: sparse intermediate bounds (off suits grafted nets).")
     grace_s: float = knob(GRACE_S, "Wall seconds after the timeout before the verifier is killed (start-up); an "
-                                   "answer after the timeout counts as timeout anyway.", cli=False,
-                          check=at_least(0))
+                                   "answer after the timeout counts as timeout anyway (so no result depends on it: "
+                                   "runtime).", cli=False, runtime=True, check=at_least(0))
 
 
 @BACKENDS.register("abcrown")

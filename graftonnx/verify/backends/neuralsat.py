@@ -82,8 +82,8 @@ class NeuralsatOptions(Settings):
     mip: bool = knob(False, "neuralsat: MIP verification/tightening (needs a full Gurobi licence beyond 2000 "
                             "variables).")
     grace_s: float = knob(GRACE_S, "Wall seconds after the timeout before the verifier is killed (start-up); an "
-                                   "answer after the timeout counts as timeout anyway.", cli=False,
-                          check=at_least(0))
+                                   "answer after the timeout counts as timeout anyway (so no result depends on it: "
+                                   "runtime).", cli=False, runtime=True, check=at_least(0))
 
 
 @BACKENDS.register("neuralsat")
