@@ -121,7 +121,7 @@ class _Reader:
         self.declared: dict[str, set[int]] = {"X": set(), "Y": set()}
         self.lower: dict[int, float] = {}
         self.upper: dict[int, float] = {}
-        self.lines: dict[int, int] = {}  # X_i -> line of its latest bound, for "box is empty"
+        self.lines: dict[tuple[str, int], int] = {}  # ("lower"/"upper", i) -> line of its bound, for "box is empty"
         self.pairs: list[tuple[int, int]] | None = None
         self.output_line = 0
 
@@ -205,11 +205,10 @@ class _Reader:
             text = _atom(item) or f"{num:g}"
             raise self.fail(expr.line, f"the bound {text} of X_{i} {problem}: give a finite number "
                                        "with |value| < 3.4e38 (inputs are float32)")
-        self.lines[i] = expr.line
-        if op in ("<=", "<"):
-            self.upper[i] = min(self.upper.get(i, np.inf), num)
-        else:
-            self.lower[i] = max(self.lower.get(i, -np.inf), num)
+        if op in ("<=", "<") and num < self.upper.get(i, np.inf):  # the tightest bound wins, and its line
+            self.upper[i], self.lines["upper", i] = num, expr.line
+        elif op in (">=", ">") and num > self.lower.get(i, -np.inf):
+            self.lower[i], self.lines["lower", i] = num, expr.line
 
     def output_clauses(self, expr: _Sexp) -> list[tuple[int, int]]:
         """``(j, l)`` pairs meaning ``Y_j >= Y_l``, one per disjunct."""
@@ -239,8 +238,9 @@ class _Reader:
                 side = "lower" if i not in self.lower else "upper"
                 raise BadInput(f"{self.where}: X_{i} has no {side} bound: every input needs a box (<= and >=)")
             if self.lower[i] > self.upper[i]:
-                raise self.fail(self.lines[i], f"the box of X_{i} is empty (lower {self.lower[i]} > upper "
-                                               f"{self.upper[i]}): swap or fix its bounds")
+                lo, hi = self.lines["lower", i], self.lines["upper", i]
+                raise self.fail(max(lo, hi), f"the box of X_{i} is empty: lower {self.lower[i]} (line {lo}) > "
+                                             f"upper {self.upper[i]} (line {hi}): swap or fix its bounds")
         if self.pairs is None:
             raise BadInput(f"{self.where}: no output constraint: expected (assert (or (and (>= Y_j Y_label)) ...))")
         label = _label_of(self.pairs, n_out)
