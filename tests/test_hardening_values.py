@@ -8,6 +8,7 @@ case proves exactly one check: exit 2, one ``graftonnx: error:`` line naming the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from click.testing import CliRunner, Result
 from onnx import numpy_helper
 from test_hardening import CORPUS, _check_bad_input, _tree
 
-from graftonnx.bench import parse_vnnlib
+from graftonnx.bench import parse_vnnlib, parse_vnnlib2, vnnlib2_text
 from graftonnx.bench.spec import Property
 from graftonnx.cli import main
 from graftonnx.errors import BadInput
@@ -219,6 +220,20 @@ def test_bad_vnnlib_box(work: Path, name: str, cmd: str) -> None:
 def test_good_vnnlib_box_is_read() -> None:
     prop = parse_vnnlib(GOOD_VNNLIB)
     assert prop.n_inputs == N_IN and float(prop.upper[3]) == 0.6
+
+
+@pytest.mark.parametrize("bound, needle", [
+    ("1" + "0" * 400 + ".0", "p2.vnnlib:12: a number is beyond float64"),
+    ("1" + "0" * 39 + ".0", "upper bound 1e+39 of input 2 (flat X index) overflows float32"),
+    ("-0.5", "0 cases: is some lower bound above its upper bound?"),
+])
+def test_bad_vnnlib2_box(bound: str, needle: str) -> None:
+    """VNN-LIB 2.0: the reference parser crashes (IndexError) on 1e400-sized literals; that is BadInput too."""
+    pytest.importorskip("vnnlib")
+    text = vnnlib2_text(Property(np.zeros(4, np.float32), np.ones(4, np.float32), 0, 3), [1, 4], [1, 3])
+    assert "(assert (<= X[0,2] 1.0))" in text
+    with pytest.raises(BadInput, match=re.escape(needle)):
+        parse_vnnlib2(text.replace("(assert (<= X[0,2] 1.0))", f"(assert (<= X[0,2] {bound}))"), "p2.vnnlib")
 
 
 @pytest.mark.parametrize("lower, upper, needle", [
