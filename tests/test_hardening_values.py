@@ -265,7 +265,10 @@ def test_nan_weights_scan() -> None:
     w = numpy_helper.to_array(m.graph.initializer[2]).copy()
     w[0, :2] = [np.inf, -np.inf]
     m.graph.initializer[2].CopyFrom(numpy_helper.from_array(w, "W2"))
-    assert nonfinite_weights(m) == [("W2", 2)]
+    assert nonfinite_weights(m) == [("initializer 'W2'", 2)]
+    m.graph.node.append(onnx.helper.make_node("Constant", [], ["c"], name="k", value=numpy_helper.from_array(
+        np.array([1.0, 1e300]), "kv")))  # a double beyond float32 is Inf once the model runs in float32
+    assert nonfinite_weights(m) == [("initializer 'W2'", 2), ("Constant node 'k'", 1)]
     with pytest.raises(BadInput, match="initializer 'W2' has 2 NaN/Inf"):
         check_finite_weights(m, "m.onnx")
 

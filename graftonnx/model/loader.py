@@ -56,27 +56,30 @@ def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
 
 
 def nonfinite_weights(model: onnx.ModelProto) -> list[tuple[str, int]]:
-    """``(initializer name, count of NaN/Inf values)`` for every float initializer that has any.
+    """``(what, count of NaN/Inf values)`` for every float initializer (or Constant node) that has any.
 
     Why at load time: a NaN weight makes every bound, accuracy and verdict downstream
     meaningless, and nothing else in the pipeline would point at the weight itself.
     One pass of ``numpy_helper.to_array`` over the float initialisers: cheap next to loading.
     """
+    tensors = [(f"initializer {t.name!r}", t) for t in model.graph.initializer]
+    tensors += [(f"Constant node {n.name or n.output[0]!r}", a.t) for n in model.graph.node if n.op_type == "Constant"
+                for a in n.attribute if a.name == "value"]
     out = []
-    for init in model.graph.initializer:
-        if init.data_type in _FLOAT_TYPES:
+    for name, t in tensors:
+        if t.data_type in _FLOAT_TYPES:
             with np.errstate(over="ignore", invalid="ignore"):  # a double beyond float32 counts as Inf
-                arr = numpy_helper.to_array(init).astype(np.float32, copy=False)
+                arr = numpy_helper.to_array(t).astype(np.float32, copy=False)
             n = int(arr.size - np.count_nonzero(np.isfinite(arr)))
             if n:
-                out.append((init.name, n))
+                out.append((name, n))
     return out
 
 
 def _nonfinite_text(bad: list[tuple[str, int]], where: str) -> str:
     name, n = bad[0]
-    more = f" (and {len(bad) - 1} more initializers)" if len(bad) > 1 else ""
-    return f"model {where}: initializer {name!r} has {n} NaN/Inf value(s){more}"
+    more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+    return f"model {where}: {name} has {n} NaN/Inf value(s){more}"
 
 
 def check_finite_weights(model: onnx.ModelProto, where: str) -> None:
