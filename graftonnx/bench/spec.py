@@ -14,7 +14,24 @@ import numpy as np
 
 from ..errors import BadInput
 
-__all__ = ["Property"]
+__all__ = ["Property", "bound_problem", "F32_MAX"]
+
+#: The largest finite float32: model inputs, hence box bounds, are float32.
+F32_MAX = 3.4028234663852886e38
+
+
+def bound_problem(value: float) -> str | None:
+    """Why ``value`` cannot be a box bound (NaN, infinite, beyond float32), or None.
+
+    Why float32: a bound like 1e400 (inf) or 1e39 becomes inf in the float32 input,
+    and a verifier then answers ``unknown`` for a property nobody meant to ask.
+    """
+    v = float(value)
+    if math.isnan(v):
+        return "is NaN"
+    if math.isinf(v):
+        return "is infinite"
+    return "overflows float32" if abs(v) > F32_MAX else None
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +48,21 @@ class Property:
     upper: np.ndarray
     label: int
     n_classes: int
+
+    def __post_init__(self) -> None:
+        """Refuse a box no file may hold: readers report file and line first, this guards writers."""
+        for side, values in (("lower", self.lower), ("upper", self.upper)):
+            v = np.asarray(values, dtype=np.float64).ravel()
+            bad = np.flatnonzero(~(np.abs(v) <= F32_MAX))
+            if bad.size:
+                i = int(bad[0])
+                raise BadInput(f"property {side} bound of X_{i} = {v[i]} {bound_problem(v[i])}: "
+                               "box bounds must be finite float32 numbers")
+        empty = np.flatnonzero(np.asarray(self.lower, np.float64).ravel() > np.asarray(self.upper, np.float64).ravel())
+        if empty.size:
+            i = int(empty[0])
+            raise BadInput(f"property box of X_{i} is empty (lower {self.lower.ravel()[i]} > upper "
+                           f"{self.upper.ravel()[i]}): fix the bounds")
 
     @classmethod
     def linf_ball(cls, x: np.ndarray, eps: float, label: int, n_classes: int,

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._io import atomic_write_text
 from ..errors import BadInput
-from .spec import Property
+from .spec import Property, bound_problem
 
 __all__ = ["write_vnnlib", "read_vnnlib", "vnnlib_text", "parse_vnnlib", "format_real", "read_vnnlib_text"]
 
@@ -121,6 +121,7 @@ class _Reader:
         self.declared: dict[str, set[int]] = {"X": set(), "Y": set()}
         self.lower: dict[int, float] = {}
         self.upper: dict[int, float] = {}
+        self.lines: dict[tuple[str, int], int] = {}  # ("lower"/"upper", i) -> line of its bound, for "box is empty"
         self.pairs: list[tuple[int, int]] | None = None
         self.output_line = 0
 
@@ -192,16 +193,22 @@ class _Reader:
             raise self.fail(expr.line, "non-standard input constraint: graftonnx reads an input box "
                                        "(assert (<= X_i number)) / (assert (>= X_i number))")
         a, b = expr.items[1], expr.items[2]
-        var, num = self.var(a, expr.line), self.number(b)
+        var, num, item = self.var(a, expr.line), self.number(b), b
         if var is None:  # (<= 0.1 X_3) means X_3 >= 0.1
-            var, num, op = self.var(b, expr.line), self.number(a), {"<=": ">=", ">=": "<=", "<": ">", ">": "<"}[op]
+            var, num, item = self.var(b, expr.line), self.number(a), a
+            op = {"<=": ">=", ">=": "<=", "<": ">", ">": "<"}[op]
         if var is None or num is None or var[0] != "X":
             raise self.fail(expr.line, "non-standard input constraint: expected one X_i compared to a number")
         i = var[1]
-        if op in ("<=", "<"):
-            self.upper[i] = min(self.upper.get(i, np.inf), num)
-        else:
-            self.lower[i] = max(self.lower.get(i, -np.inf), num)
+        problem = bound_problem(num)
+        if problem:
+            text = _atom(item) or f"{num:g}"
+            raise self.fail(expr.line, f"the bound {text} of X_{i} {problem}: give a finite number "
+                                       "with |value| < 3.4e38 (inputs are float32)")
+        if op in ("<=", "<") and num < self.upper.get(i, np.inf):  # the tightest bound wins, and its line
+            self.upper[i], self.lines["upper", i] = num, expr.line
+        elif op in (">=", ">") and num > self.lower.get(i, -np.inf):
+            self.lower[i], self.lines["lower", i] = num, expr.line
 
     def output_clauses(self, expr: _Sexp) -> list[tuple[int, int]]:
         """``(j, l)`` pairs meaning ``Y_j >= Y_l``, one per disjunct."""
@@ -231,7 +238,9 @@ class _Reader:
                 side = "lower" if i not in self.lower else "upper"
                 raise BadInput(f"{self.where}: X_{i} has no {side} bound: every input needs a box (<= and >=)")
             if self.lower[i] > self.upper[i]:
-                raise BadInput(f"{self.where}: the box of X_{i} is empty ({self.lower[i]} > {self.upper[i]})")
+                lo, hi = self.lines["lower", i], self.lines["upper", i]
+                raise self.fail(max(lo, hi), f"the box of X_{i} is empty: lower {self.lower[i]} (line {lo}) > "
+                                             f"upper {self.upper[i]} (line {hi}): swap or fix its bounds")
         if self.pairs is None:
             raise BadInput(f"{self.where}: no output constraint: expected (assert (or (and (>= Y_j Y_label)) ...))")
         label = _label_of(self.pairs, n_out)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from .._io import atomic_write_text
 from ..errors import BadInput
-from .spec import Property
+from .spec import Property, bound_problem
 from .vnnlib import format_real, read_vnnlib_text
 
 __all__ = ["write_vnnlib2", "read_vnnlib2", "vnnlib2_text", "parse_vnnlib2"]
@@ -96,16 +97,42 @@ def parse_vnnlib2(text: str, where: str = "<string>") -> Property:
         cases = vnnlib.compat.transform_to_compat(query)
     except vnnlib.VNNLibException as exc:
         raise BadInput(f"{where}: not a valid VNN-LIB 2.0 robustness file: {_error_line(exc)}") from None
+    except (IndexError, OverflowError):  # the C++ parser's std::out_of_range ("stod") on a huge literal
+        raise BadInput(f"{where}:{_huge_number_line(text)}: a number is beyond float64 (infinite): "
+                       "box bounds must be finite float32 numbers (|value| < 3.4e38)") from None
     if len(query.networks) != 1 or len(cases) != 1:
         raise BadInput(f"{where}: expected one network and one input box, found {len(query.networks)} "
-                       f"network(s) and {len(cases)} case(s): graftonnx reads single-box robustness properties")
+                       f"network(s) and {len(cases)} case(s): graftonnx reads single-box robustness properties"
+                       + (" (0 cases: is some lower bound above its upper bound?)" if not cases else ""))
     box = np.asarray(cases[0].input_box, dtype=np.float64).reshape(-1, 2)
+    _check_box(box, where)
     n_out = math.prod(query.networks[0].outputs[0].shape)
     label = _label_of(cases[0].output_constraints, n_out)
     if label is None:
         raise BadInput(f"{where}: non-standard output constraint: graftonnx reads robustness properties "
                        "(or (>= Y[j] Y[label]) ...) over every other class j only")
     return Property(box[:, 0] + 0.0, box[:, 1] + 0.0, label, int(n_out))  # + 0.0 turns -0.0 into 0.0
+
+
+def _huge_number_line(text: str) -> str:
+    """The line of the first literal that overflows a double ("?" if none is found)."""
+    for n, line in enumerate(text.splitlines(), 1):
+        for tok in re.findall(r"(?<![\w\[,])-?\d+(?:\.\d*)?", line.split(";", 1)[0]):
+            if math.isinf(float(tok)):
+                return str(n)
+    return "?"
+
+
+def _check_box(box: np.ndarray, where: str) -> None:
+    """Finite float32 bounds, lower <= upper; the compat form has no lines, so the flat X index is named."""
+    for i, (lo, hi) in enumerate(box.tolist()):
+        for side, v in (("lower", lo), ("upper", hi)):
+            problem = bound_problem(v)
+            if problem:
+                raise BadInput(f"{where}: the {side} bound {v} of input {i} (flat X index) {problem}: "
+                               "give a finite number with |value| < 3.4e38 (inputs are float32)")
+        if lo > hi:
+            raise BadInput(f"{where}: the box of input {i} (flat X index) is empty ({lo} > {hi}): fix its bounds")
 
 
 def _label_of(polytopes: Sequence[object], n_out: int) -> int | None:

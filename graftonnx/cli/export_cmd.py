@@ -10,6 +10,7 @@ from ..bench import check_benchmark_output, export_benchmark
 from ..bench.settings import ExportSettings
 from ..errors import BadInput
 from ..model import inspect_model, load_model
+from ..model.loader import check_finite_weights
 from ..settings import from_options, options
 from ._base import echo_json, main
 from ._data_options import data_options, load_from_options
@@ -37,6 +38,8 @@ def export_cmd(models: tuple[str, ...], eps: float, output: str, force: bool, as
     check_benchmark_output(output, force)
     if kw.get("data") is None:
         raise BadInput("export needs labelled images: give --data (e.g. an ERAN .csv or a built-in like mnist5k)")
+    for path in models:  # NaN/Inf weights would make every exported verdict meaningless
+        check_finite_weights(load_model(path), path)
     data = load_from_options(inspect_model(load_model(models[0])), kw)
     info = export_benchmark(list(models), data, eps, x.instances, int(kw.get("seed") or 0), output, x.timeout,
                             skip=x.skip, gz=x.gz, force=force, simplify=x.simplify)

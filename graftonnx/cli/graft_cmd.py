@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from .. import api
+from ..model.loader import check_finite_weights
 from ..planning import GraftPlan
 from ..scoring import ScoreTable
 from ._base import echo_json, main
@@ -35,6 +36,7 @@ def graft_cmd(model: str, output: str, plan_path: str | None, scores: str | None
     Without --data, inputs are sampled uniformly from --input-range (real data gives better choices).
     """
     m, data, s = prepare(model, kw, (output, save_plan), force)
+    check_finite_weights(m.proto, model)  # grafting a NaN model would give a meaningless result
     info = m.info
     if plan_path:
         plan = GraftPlan.load(plan_path)

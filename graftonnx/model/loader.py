@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ..errors import BadInput
 
-__all__ = ["load_model", "name_nodes", "model_bytes"]
+__all__ = ["load_model", "name_nodes", "model_bytes", "nonfinite_weights", "check_finite_weights"]
+
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
+                onnx.TensorProto.BFLOAT16}
 
 
 def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
@@ -43,7 +49,44 @@ def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInput(f"model {p} fails onnx.checker: {first}") from None
+    bad = nonfinite_weights(model)
+    if bad:
+        warnings.warn(_nonfinite_text(bad, str(p)), stacklevel=2)
     return name_nodes(model)
+
+
+def nonfinite_weights(model: onnx.ModelProto) -> list[tuple[str, int]]:
+    """``(what, count of NaN/Inf values)`` for every float initializer (or Constant node) that has any.
+
+    Why at load time: a NaN weight makes every bound, accuracy and verdict downstream
+    meaningless, and nothing else in the pipeline would point at the weight itself.
+    One pass of ``numpy_helper.to_array`` over the float initialisers: cheap next to loading.
+    """
+    tensors = [(f"initializer {t.name!r}", t) for t in model.graph.initializer]
+    tensors += [(f"Constant node {n.name or n.output[0]!r}", a.t) for n in model.graph.node if n.op_type == "Constant"
+                for a in n.attribute if a.name == "value"]
+    out = []
+    for name, t in tensors:
+        if t.data_type in _FLOAT_TYPES:
+            with np.errstate(over="ignore", invalid="ignore"):  # a double beyond float32 counts as Inf
+                arr = numpy_helper.to_array(t).astype(np.float32, copy=False)
+            n = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            if n:
+                out.append((name, n))
+    return out
+
+
+def _nonfinite_text(bad: list[tuple[str, int]], where: str) -> str:
+    name, n = bad[0]
+    more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+    return f"model {where}: {name} has {n} NaN/Inf value(s){more}"
+
+
+def check_finite_weights(model: onnx.ModelProto, where: str) -> None:
+    """BadInput (exit 2) when ``model`` has NaN/Inf weights: for commands whose result would be meaningless."""
+    bad = nonfinite_weights(model)
+    if bad:
+        raise BadInput(f"{_nonfinite_text(bad, where)}: fix or retrain the model before grafting or exporting it")
 
 
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:

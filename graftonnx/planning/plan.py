@@ -23,7 +23,7 @@ from ..settings import to_dict
 from .settings import GraftSettings
 
 __all__ = ["LayerPlan", "Provenance", "GraftPlan", "PLAN_FORMAT", "GRANULARITIES", "PLAN_GRANULARITIES",
-           "site_granularity"]
+           "site_granularity", "F32_MAX", "float32_problem", "check_float32"]
 
 PLAN_FORMAT = "graftonnx-plan"
 PLAN_VERSION = 1
@@ -31,6 +31,8 @@ GRANULARITIES = ("neuron", "channel")
 #: What a plan request may ask for: ``auto`` = channels on conv feature maps (they have a
 #: verifier-ready Conv form, rewrite/native.py), neurons on flat sites.
 PLAN_GRANULARITIES = (*GRANULARITIES, "auto")
+#: The largest finite float32 (graft constants are float32 initialisers).
+F32_MAX = 3.4028234663852886e38
 
 
 def site_granularity(requested: str, shape: tuple[int, ...]) -> str:
@@ -108,6 +110,8 @@ class GraftPlan:
 
     layers: tuple[LayerPlan, ...]
     provenance: Provenance = field(default_factory=Provenance)
+    #: where the plan was read from ("plan p.json"), for error messages; not part of its value
+    source: str = field(default="", compare=False, repr=False)
 
     @property
     def total(self) -> int:
@@ -136,22 +140,25 @@ class GraftPlan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "plan") -> GraftPlan:
+        """Parse strictly: a plan is edited by hand, so a typo must not become a different graft."""
         if not isinstance(d, dict) or d.get("format") != PLAN_FORMAT:
             raise BadInput(f"{where} is not a graftonnx plan (missing \"format\": \"{PLAN_FORMAT}\")")
         if d.get("version") != PLAN_VERSION:
             raise BadInput(f"{where} has plan version {d.get('version')!r}; "
                            f"this graftonnx reads version {PLAN_VERSION}")
+        _known_keys(d, _PLAN_KEYS, f"{where}:", "top-level")
         prov = Provenance.from_dict(d.get("provenance", {}), where)
-        try:
-            layers = tuple(
-                LayerPlan(site=str(ld["site"]), granularity=str(ld.get("granularity", "neuron")),
-                          indices=tuple(int(i) for i in ld["indices"]), a=tuple(float(v) for v in ld["a"]),
-                          b=tuple(float(v) for v in ld["b"]), fixed=bool(ld.get("fixed", False)))
-                for ld in d["layers"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadInput(f"{where} is malformed ({type(exc).__name__}: {exc}): "
-                           "each layer needs site, granularity, indices, a, b") from None
-        return cls(layers, prov)
+        raw = d.get("layers")
+        if not isinstance(raw, list):
+            raise BadInput(f"{where}: \"layers\" must be a list of layer entries, got {_short(raw)}")
+        layers = tuple(_layer_from_dict(ld, n, where) for n, ld in enumerate(raw))
+        sites: dict[str, int] = {}
+        for n, lp in enumerate(layers):
+            if lp.site in sites:
+                raise BadInput(f"{where}: layers[{n}] ({lp.site!r}) repeats the site of layers[{sites[lp.site]}]: "
+                               "merge their indices into one entry")
+            sites[lp.site] = n
+        return cls(layers, prov, source=where)
 
     @classmethod
     def from_json(cls, text: str, where: str = "plan") -> GraftPlan:
@@ -173,11 +180,16 @@ class GraftPlan:
 
     # --- validation ---------------------------------------------------------------------
     def validate(self, info: ModelInfo) -> GraftPlan:
-        """Check the plan fits ``info``; raise BadInput naming the first problem."""
+        """Check the plan fits ``info``; raise BadInput naming the first problem.
+
+        Also run on plans built in Python (which never went through :meth:`from_dict`),
+        so the value checks are repeated here, not only at parse time.
+        """
         names = {s.name for s in info.relus}
         seen: set[str] = set()
-        for lp in self.layers:
-            where = f"plan layer {lp.site!r}"
+        src = f"{self.source}: " if self.source else ""
+        for n, lp in enumerate(self.layers):
+            where = f"{src}plan layer {lp.site!r}" if not src else f"{src}layers[{n}] ({lp.site!r})"
             if lp.site not in names:
                 raise BadInput(f"{where}: no Relu node of that name in the model; sites are {', '.join(sorted(names))}")
             if lp.site in seen:
@@ -194,6 +206,88 @@ class GraftPlan:
             if not len(lp.a) == len(lp.b) == len(lp.indices):
                 raise BadInput(f"{where}: a, b and indices must have the same length "
                                f"({len(lp.a)}, {len(lp.b)}, {len(lp.indices)})")
-            if not all(math.isfinite(v) for v in lp.a + lp.b):
-                raise BadInput(f"{where}: a and b must be finite numbers")
+            check_float32(lp, where)
         return self
+
+
+def float32_problem(value: float) -> str | None:
+    """Why ``value`` cannot be a float32 graft constant (NaN, ±inf, overflow), or None.
+
+    Why float32: the rewrite stores ``a``/``b`` as float32 initialisers, and 1e39 is a
+    finite JSON number that silently becomes ``inf`` there.
+    """
+    v = float(value)
+    if math.isnan(v):
+        return "is NaN"
+    if math.isinf(v):
+        return "is infinite"
+    if abs(v) > F32_MAX:
+        return "overflows float32"
+    return None
+
+
+def check_float32(lp: LayerPlan, where: str) -> None:
+    """BadInput naming the site, unit and value when some ``a``/``b`` of ``lp`` is not a finite float32."""
+    for key, values in (("a", lp.a), ("b", lp.b)):
+        for k, v in enumerate(values):
+            problem = float32_problem(v)
+            if problem:
+                unit = f"{lp.granularity} {lp.indices[k]}" if k < len(lp.indices) else f"entry {k}"
+                raise BadInput(f"{where} {key}[{k}] ({unit}) = {float(v):g} {problem}: "
+                               f"use a finite |{key}| < 3.4e38")
+
+
+_PLAN_KEYS = ("format", "version", "provenance", "layers")
+_LAYER_KEYS = ("site", "granularity", "indices", "a", "b", "fixed")
+
+
+def _short(value: object) -> str:
+    """``value`` for an error message, cut short (a plan may hold thousands of numbers)."""
+    text = json.dumps(value) if isinstance(value, (str, bool, int, float, type(None))) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _known_keys(d: dict[str, Any], known: tuple[str, ...], where: str, what: str) -> None:
+    unknown = [k for k in d if k not in known]
+    if unknown:
+        raise BadInput(f"{where} unknown {what} key {unknown[0]!r}; known keys: {', '.join(known)}")
+
+
+def _layer_from_dict(ld: object, n: int, where: str) -> LayerPlan:
+    """One layer entry, checked field by field; every message carries ``layers[n]`` and the site."""
+    if not isinstance(ld, dict):
+        raise BadInput(f"{where}: layers[{n}] must be a mapping with site, indices, a, b, got {_short(ld)}")
+    site = ld.get("site")
+    if not isinstance(site, str) or not site:
+        raise BadInput(f"{where}: layers[{n}] \"site\" must be the name of a Relu node, got {_short(site)}")
+    at = f"{where}: layers[{n}] ({site!r})"
+    _known_keys(ld, _LAYER_KEYS, at, "layer")
+    for key in ("indices", "a", "b"):
+        if not isinstance(ld.get(key), list):
+            raise BadInput(f"{at} {key!r} must be a list, got {_short(ld.get(key))}")
+    gran = ld.get("granularity", "neuron")
+    if gran not in GRANULARITIES:
+        raise BadInput(f"{at} granularity {_short(gran)} must be \"neuron\" or \"channel\"")
+    fixed = ld.get("fixed", False)
+    if not isinstance(fixed, bool):
+        raise BadInput(f"{at} fixed = {_short(fixed)} must be true or false")
+    indices = ld["indices"]
+    first: dict[int, int] = {}
+    for k, i in enumerate(indices):
+        if type(i) is not int:
+            raise BadInput(f"{at} indices[{k}] = {_short(i)} is not an integer: write whole unit numbers like 3")
+        if i < 0:
+            raise BadInput(f"{at} indices[{k}] = {i} is negative: units count from 0")
+        if i in first:
+            raise BadInput(f"{at} indices[{k}] = {i} repeats indices[{first[i]}]: each unit may be grafted once")
+        first[i] = k
+    for key in ("a", "b"):
+        for k, v in enumerate(ld[key]):
+            if type(v) not in (int, float):
+                raise BadInput(f"{at} {key}[{k}] = {_short(v)} is not a number: write a decimal like 0.5")
+        if len(ld[key]) != len(indices):
+            raise BadInput(f"{at} has {len(ld[key])} {key} values for {len(indices)} indices: give one per index")
+    lp = LayerPlan(site, gran, tuple(indices), tuple(float(v) for v in ld["a"]), tuple(float(v) for v in ld["b"]),
+                   fixed)
+    check_float32(lp, at)
+    return lp

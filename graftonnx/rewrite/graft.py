@@ -52,8 +52,26 @@ def layer_tensors(lp: LayerPlan, site: ReluSite) -> tuple[np.ndarray, np.ndarray
     return (1.0 - m).reshape(shape), a.reshape(shape), b.reshape(shape)
 
 
+def _check_finite(lp: LayerPlan, a: np.ndarray, b: np.ndarray) -> None:
+    """The float32 constants about to be written are finite, or BadInput naming site and unit.
+
+    Why again after :meth:`GraftPlan.validate`: plans built in Python bypass the JSON
+    parser, and this is the last point before a meaningless ``inf`` reaches the model.
+    """
+    for key, values, given in (("a", a, lp.a), ("b", b, lp.b)):
+        bad = np.flatnonzero(~np.isfinite(values.ravel()))
+        if bad.size:
+            unit = int(bad[0])
+            k = list(lp.indices).index(unit) if unit in lp.indices else -1
+            value = given[k] if k >= 0 else values.ravel()[unit]
+            raise BadInput(f"site {lp.site!r} {lp.granularity} {unit}: {key} = {float(value):g} is not a finite "
+                           f"float32: use a finite |{key}| < 3.4e38")
+
+
 def _graft_site(graph: gs.Graph, relu: gs.Node, lp: LayerPlan, site: ReluSite) -> GraftRecord:
-    keep, a, b = layer_tensors(lp, site)
+    with np.errstate(over="ignore", invalid="ignore"):
+        keep, a, b = layer_tensors(lp, site)
+    _check_finite(lp, a, b)
     p = site.name
     z, y = relu.inputs[0], relu.outputs[0]
     c_keep = gs.Constant(f"{p}/graft_keep", keep)

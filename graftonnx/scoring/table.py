@@ -7,6 +7,7 @@ bounding and the (fast, tweakable) selection can be run separately.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,16 +80,72 @@ class ScoreTable:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ScoreTable:
+        """Read a table strictly: a hand-edited or truncated table must not steer the selection silently."""
         p = Path(path)
         if not p.is_file():
             raise BadInput(f"scores file {p} not found: write one with `graftonnx score`")
+        where = f"scores file {p}"
         try:
             d = json.loads(p.read_text())
-            if d.get("format") != SCORES_FORMAT:
-                raise ValueError("not a graftonnx scores file")
-            sites = tuple(SiteScore(s["site"], tuple(s["shape"]), np.asarray(s["instability"], np.float64),
-                                    np.asarray(s["significance"], np.float64), float(s["unr"])) for s in d["sites"])
-            return cls(sites, float(d["eps"]), d["bound"], d["significance"], int(d["n_images"]),
-                       d["dataset"], d.get("model", ""))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BadInput(f"scores file {p} is not a graftonnx scores file ({exc})") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadInput(f"{where} is not valid JSON ({exc}): write it again with `graftonnx score`") from None
+        if not isinstance(d, dict) or d.get("format") != SCORES_FORMAT:
+            raise BadInput(f"{where} is not a graftonnx scores file (missing \"format\": \"{SCORES_FORMAT}\")")
+        raw = d.get("sites")
+        if not isinstance(raw, list):
+            raise BadInput(f"{where}: \"sites\" must be a list of site entries")
+        sites = tuple(_site_from_dict(s, n, where) for n, s in enumerate(raw))
+        first: dict[str, int] = {}
+        for n, s in enumerate(sites):
+            if s.site in first:
+                raise BadInput(f"{where}: sites[{n}] ({s.site!r}) repeats sites[{first[s.site]}]: one entry per site")
+            first[s.site] = n
+        n_images = d.get("n_images")
+        if type(n_images) is not int or n_images < 0:
+            raise BadInput(f"{where}: n_images = {n_images!r} must be a whole number >= 0")
+        for key in ("bound", "significance", "dataset"):
+            if not isinstance(d.get(key), str):
+                raise BadInput(f"{where}: {key!r} must be a string, got {d.get(key)!r}")
+        model = d.get("model", "")
+        if not isinstance(model, str):
+            raise BadInput(f"{where}: 'model' must be a string, got {model!r}")
+        return cls(sites, _number(d.get("eps"), f"{where}: eps"), d["bound"], d["significance"], n_images,
+                   d["dataset"], model)
+
+
+def _number(v: object, what: str) -> float:
+    """A finite JSON number (not a bool, not a string), or BadInput naming ``what``."""
+    if type(v) not in (int, float) or not math.isfinite(v):  # type: ignore[arg-type]
+        raise BadInput(f"{what} = {v!r} must be a finite number")
+    return float(v)  # type: ignore[arg-type]
+
+
+def _array(v: object, size: int, what: str) -> np.ndarray:
+    """A flat list of ``size`` finite numbers, or BadInput with the path of the first bad element."""
+    if not isinstance(v, list):
+        raise BadInput(f"{what} must be a list of numbers, got {type(v).__name__}")
+    if len(v) != size:
+        raise BadInput(f"{what} has {len(v)} values but the site's shape has {size} neurons: "
+                       "write the table again with `graftonnx score`")
+    for k, x in enumerate(v):
+        if type(x) not in (int, float) or not math.isfinite(x):
+            raise BadInput(f"{what}[{k}] = {x!r} must be a finite number")
+    return np.asarray(v, np.float64)
+
+
+def _site_from_dict(s: object, n: int, where: str) -> SiteScore:
+    if not isinstance(s, dict):
+        raise BadInput(f"{where}: sites[{n}] must be a mapping with site, shape, unr, instability, significance")
+    name = s.get("site")
+    if not isinstance(name, str) or not name:
+        raise BadInput(f"{where}: sites[{n}] 'site' must be a Relu node name, got {name!r}")
+    at = f"{where}: sites[{n}] ({name!r})"
+    unknown = sorted(set(s) - {"site", "shape", "unr", "instability", "significance"})
+    if unknown:
+        raise BadInput(f"{at} unknown key {unknown[0]!r}; known keys: site, shape, unr, instability, significance")
+    shape = s.get("shape")
+    if not isinstance(shape, list) or not all(type(x) is int and x > 0 for x in shape):
+        raise BadInput(f"{at} shape = {shape!r} must be a list of positive integers")
+    size = math.prod(shape)
+    return SiteScore(name, tuple(shape), _array(s.get("instability"), size, f"{at} instability"),
+                     _array(s.get("significance"), size, f"{at} significance"), _number(s.get("unr"), f"{at} unr"))
