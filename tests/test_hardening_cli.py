@@ -168,10 +168,13 @@ def test_count_above_units_api(work: Path) -> None:
         api.plan(str(work / "tiny_ok.onnx"), str(work / "data_ok.npz"), count=50)
 
 
-@pytest.mark.parametrize("flag", [["--ratio", "0.3"], ["--count", "2"], ["--criterion", "random"]])
+@pytest.mark.parametrize("flag", [["--ratio", "0.3"], ["--count", "2"], ["--criterion", "random"],
+                                  ["--scores", "{work}/s.json"]])
 def test_selection_option_with_plan(work: Path, flag: list[str]) -> None:
     plan = work / "out" / "p.json"
+    (work / "s.json").write_text("{}")
     assert _invoke(["plan", str(work / "tiny_ok.onnx"), *_common(work), "-o", str(plan)]).exit_code == 0
+    flag = [f.format(work=work) for f in flag]
     _fails(work, ["graft", str(work / "tiny_ok.onnx"), *_common(work), "-o", str(work / "out" / "g.onnx"),
                   "--plan", str(plan), *flag], f"{flag[0]} has no effect with --plan", f"drop {flag[0]}")
 
@@ -202,6 +205,14 @@ def test_device_cuda_with_lirpa(work: Path) -> None:
     shutil.copytree(CORPUS / "bench_header", bench)
     _fails(work, ["verify", str(bench), "--device", "cuda", "--results", str(work / "out" / "r.jsonl")],
            "--device is not an option of backend 'lirpa'")
+
+
+def test_verify_device_cuda_with_lirpa_in_zoo_folder_mode(work: Path) -> None:
+    folder = work / "models"
+    folder.mkdir()
+    shutil.copy(work / "tiny_ok.onnx", folder / "tiny_ok.onnx")
+    _fails(work, ["zoo", str(folder), "-o", str(work / "zoo"), "--data", str(work / "data_ok.npz"),
+                  "--verify-device", "cuda"], "--verify-device is not an option of backend 'lirpa'")
 
 
 EPS_NAN = {"score": ["-o", "{out}/s.json"], "plan": ["-o", "{out}/p.json"], "graft": ["-o", "{out}/g.onnx"],

@@ -77,10 +77,12 @@ def check_plan_options(plan_path: str | None, kw: dict[str, Any]) -> None:
     if not plan_path:
         return
     ctx = click.get_current_context(silent=True)
-    given = [d for d in _PLAN_FIXES if kw.get(d) is not None and ctx is not None
+    given = [_PLAN_FIXES[d] for d in _PLAN_FIXES if kw.get(d) is not None and ctx is not None
              and ctx.get_parameter_source(d) in (click.core.ParameterSource.COMMANDLINE,
                                                  click.core.ParameterSource.ENVIRONMENT)]
+    if ctx is not None and ctx.params.get("scores"):
+        given.append("--scores")  # scores only feed the selection the plan replaces
     if given:
-        flag = _PLAN_FIXES[given[0]]
+        flag = given[0]
         raise BadInput(f"{flag} has no effect with --plan {plan_path} (the plan fixes which units are grafted "
                        f"and their lines): drop {flag}, or drop --plan to choose units now")
