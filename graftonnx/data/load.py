@@ -20,11 +20,15 @@ from .dataset import Dataset, DataSpec
 from .formats import RawImages, read_source, resolve_source
 from .layout import channel_axis_of, channels_of, model_layout, scale_divisor, to_model_layout
 
-__all__ = ["load_dataset", "SyntheticDataWarning", "check_spec"]
+__all__ = ["load_dataset", "SyntheticDataWarning", "NormalisationWarning", "check_spec"]
 
 
 class SyntheticDataWarning(UserWarning):
     """No dataset was given, so random inputs stand in for real images."""
+
+
+class NormalisationWarning(UserWarning):
+    """Only one of mean/std was given; the other takes its identity value."""
 
 
 def _norm(values: tuple[float, ...] | None, what: str, channels: int, layout: str) -> tuple[float, ...] | None:
@@ -44,8 +48,19 @@ def _norm(values: tuple[float, ...] | None, what: str, channels: int, layout: st
 
 def check_spec(spec: DataSpec, channels: int = 1, layout: str = "flat") -> tuple[tuple[float, ...] | None,
                                                                                      tuple[float, ...] | None]:
-    """Check mean/std against the model's channels (the spec's own knobs are checked where it is made)."""
-    return _norm(spec.mean, "mean", channels, layout), _norm(spec.std, "std", channels, layout)
+    """Check mean/std against the model's channels (the spec's own knobs are checked where it is made).
+
+    One of the two alone is completed (std 1, mean 0) with a one-line warning: the intent
+    (normalise) is clear and the default is the identity, but it used to pass silently,
+    and the Dataset now records the value actually used.
+    """
+    mean, std = _norm(spec.mean, "mean", channels, layout), _norm(spec.std, "std", channels, layout)
+    if (mean is None) != (std is None):
+        given, missing, default = ("mean", "std", 1.0) if std is None else ("std", "mean", 0.0)
+        warnings.warn(f"--{given} given without --{missing}: {missing} defaults to {default:g}; "
+                      f"pass --{missing} too if the model expects another value", NormalisationWarning, stacklevel=2)
+        mean, std = mean or (0.0,), std or (1.0,)
+    return mean, std
 
 
 def _labels(y: np.ndarray | None, n: int, n_classes: int | None, where: object) -> np.ndarray | None:

@@ -137,11 +137,33 @@ def _check_ops(model: onnx.ModelProto) -> None:
                                    "only products with a constant can be bounded")
 
 
+_CAST_HINT = ("convert the model to float32 first: re-export it from your framework after casting "
+              "(PyTorch: model.float()), or for float16 use onnxconverter-common's "
+              "float16.convert_float16_to_float; integer inputs need a float32 model")
+
+
+def _check_dtypes(ins: tuple[TensorInfo, ...], outs: tuple[TensorInfo, ...]) -> None:
+    """Refuse non-float32 inputs and non-float outputs before onnxruntime sees them.
+
+    Why here: every stage feeds float32 images (boxes, gradients, sessions), so a float64
+    or integer input used to crash deep in onnxruntime with a type error on some node.
+    """
+    for t in ins:
+        if t.dtype != "float32":
+            raise UnsupportedModel(f"input {t.name!r} has dtype {t.dtype}: graftonnx needs a float32 input; "
+                                   + _CAST_HINT)
+    for t in outs:
+        if not t.dtype.startswith("float"):
+            raise UnsupportedModel(f"output {t.name!r} has dtype {t.dtype}: graftonnx needs float logits; "
+                                   "export the classifier without the final ArgMax/Cast")
+
+
 def _check_io(model: onnx.ModelProto) -> tuple[TensorInfo, ...]:
     ins = tuple(_tensor_info(v) for v in graph_inputs(model))
     if len(ins) != 1:
         raise UnsupportedModel(f"model has {len(ins)} inputs ({', '.join(i.name for i in ins)}): "
                                "graftonnx handles classifiers with exactly one input")
+    _check_dtypes(ins, tuple(_tensor_info(v) for v in model.graph.output))
     for t in ins:
         if len(t.dims) < 2:
             raise UnsupportedModel(f"input {t.name!r} has shape {t.dims}: expected a batch axis then the sample axes")

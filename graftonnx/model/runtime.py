@@ -10,6 +10,7 @@ asked for (e.g. every Relu's pre-activation).
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from ..errors import BadInput, GraftError, GraftFailure
 from .info import graph_inputs
 
 __all__ = ["with_dynamic_batch", "expose", "OrtRunner", "tensor_shapes", "session"]
@@ -77,7 +79,29 @@ def session(model: onnx.ModelProto, threads: int = 0) -> ort.InferenceSession:
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's pybind errors (Fail, InvalidGraph, ...) share no public base
+        raise _session_error(model, exc) from None
+
+
+def _session_error(model: onnx.ModelProto, exc: Exception) -> GraftError:
+    """One line for a model onnxruntime refuses to load.
+
+    Why: an opset newer than the installed onnxruntime passes onnx.checker but used to end
+    in a C++ traceback; it is the user's file, so it is a BadInput saying what to do.  Any
+    other refusal is reported on one line too, as a failure (exit 1): it may be ours.
+    """
+    text = str(exc)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if "opset" in text.lower():
+        found = re.search(r"till opset (\d+)", text)  # "Current official support for domain ai.onnx is till opset 28"
+        top = f"up to opset {found.group(1)}" if found else "only older opsets"
+        return BadInput(f"model opset {opset} (ai.onnx) is not supported by onnxruntime {ort.__version__} "
+                        f"({top}): convert the model to a supported opset, e.g. with "
+                        "onnx.version_converter.convert_version, or re-export it")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return GraftFailure(f"onnxruntime cannot load the model (opset {opset}): {first[:300]}")
 
 
 class OrtRunner:

@@ -14,7 +14,7 @@ from .plan import GraftPlan, LayerPlan, Provenance, site_granularity
 from .select import select_units
 from .settings import GraftSettings
 
-__all__ = ["resolve_layers", "make_plan"]
+__all__ = ["resolve_layers", "make_plan", "check_count"]
 
 
 def resolve_layers(info: ModelInfo, layers: Sequence[str] | None) -> list[str]:
@@ -35,6 +35,36 @@ def resolve_layers(info: ModelInfo, layers: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _site_units(info: ModelInfo, settings: GraftSettings) -> dict[str, int]:
+    """Units (channels or neurons, by granularity) of each chosen site, in site order."""
+    out = {}
+    for name in resolve_layers(info, settings.layers):
+        site = info.site(name)
+        gran = site_granularity(settings.granularity, site.shape)
+        out[name] = site.channels if gran == "channel" else site.size
+    return out
+
+
+def check_count(info: ModelInfo, settings: GraftSettings) -> None:
+    """Refuse a ``--count`` above the units it picks from, before any scoring is done.
+
+    Why an error and not a cap: capping grafted everything while the plan's provenance
+    recorded the impossible count, so the run could not be reproduced from its record.
+    ``global`` scope picks from all chosen sites together, ``per-layer`` from each site.
+    """
+    if settings.count is None:
+        return
+    units = _site_units(info, settings)
+    if settings.scope == "per-layer":
+        name = min(units, key=lambda n: units[n])
+        avail, where = units[name], f"layer {name!r} (--scope per-layer counts per layer)"
+    else:
+        avail, where = sum(units.values()), "the chosen layers"
+    if settings.count > avail:
+        raise BadInput(f"--count {settings.count} is more than the {avail} units of {where}: "
+                       f"use at most {avail}, or --ratio 1 to graft them all")
+
+
 def make_plan(table: ScoreTable, info: ModelInfo, settings: GraftSettings,
               activations: dict[str, np.ndarray] | None = None, provenance: Provenance | None = None) -> GraftPlan:
     """Choose units by ``settings`` over its ``layers`` (default all) and give them initial lines.
@@ -47,6 +77,7 @@ def make_plan(table: ScoreTable, info: ModelInfo, settings: GraftSettings,
     init_fn, fixed = INITS.get(settings.line), settings.policy.fixed
     if settings.line == "fit" and activations is None:
         raise BadInput("--init fit needs data to observe pre-activations: pass --data")
+    check_count(info, settings)
     names = resolve_layers(info, settings.layers)
     grans = [site_granularity(settings.granularity, info.site(n).shape) for n in names]
     pairs, weights = [], []

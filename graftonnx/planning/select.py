@@ -112,7 +112,12 @@ def lambda_schedule(stages: int) -> np.ndarray:
 
 
 def count_for(units: int, sel: Selection) -> int:
-    """How many of ``units`` the selection grafts (ratio rounded to nearest, count capped)."""
+    """How many of ``units`` the selection grafts (ratio rounded to nearest, count capped).
+
+    The cap is a backstop for direct callers: :func:`graftonnx.planning.build.check_count`
+    refuses a ``--count`` above the units before any plan is made, so a plan's provenance
+    never records a count it did not graft.
+    """
     if sel.count is not None:
         return min(sel.count, units)
     return int(round(float(sel.ratio) * units))

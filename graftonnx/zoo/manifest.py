@@ -120,9 +120,24 @@ class _Where:
     def fail(self, path: tuple[Any, ...], what: str) -> BadInput:
         line = next((self.lines[path[:k]] for k in range(len(path), -1, -1) if path[:k] in self.lines), None)
         where = self.source + (f" line {line}" if line else "")
-        scope = ("defaults" if path[0] == "defaults" else f"models[{path[1]}]") if path else "top level"
-        key = ".".join(str(p) for p in path[2 if path[:1] == ("models",) else 1:])
+        scope, rest = self._scope(path)
+        key = ".".join(str(p) for p in rest)
         return BadInput(f"{where}: {scope}{f' key {key!r}' if key else ''}: {what}")
+
+    @staticmethod
+    def _scope(path: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        """Split a path into its scope and the key under it, for every path shape the parser reports.
+
+        Why a separate function: the formatter runs only on error paths, so a shape it does
+        not expect (a top-level key, a bare ``models``) used to crash it and lose the message.
+        """
+        if not path:
+            return "top level", ()
+        if path[0] == "defaults":
+            return "defaults", path[1:]
+        if path[0] == "models" and len(path) >= 2:
+            return f"models[{path[1]}]", path[2:]
+        return "top-level", path  # a top-level key: 'top-level key 'modles''
 
 
 def _plain(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:
