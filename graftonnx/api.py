@@ -29,7 +29,7 @@ from .data.dataset import Dataset, DataSpec
 from .errors import BadInput
 from .model.handle import ModelHandle, ModelLike, open_model
 from .model.info import ModelInfo
-from .planning.build import make_plan
+from .planning.build import check_count, make_plan
 from .planning.plan import GraftPlan, Provenance
 from .planning.settings import GraftSettings
 from .rewrite.graft import apply_plan
@@ -96,6 +96,7 @@ def plan(model: ModelLike, data: DataLike = None, settings: GraftSettings | None
     """A graft plan for ``model``: scores (computed unless given), selection, initial lines."""
     s = settings_with(settings, **knobs)
     h = open_model(model)
+    check_count(h.info, s)  # before the slow scoring
     ds = load_data(data, h.info)
     if scores is None:
         scores = score(h, ds, s, progress)
