@@ -116,6 +116,10 @@ _plan = plan  # graft() takes a ``plan`` argument that shadows the function
 
 
 def _check_scores(scores: ScoreTable, info: ModelInfo) -> None:
+    extra = sorted({x.site for x in scores.sites} - {r.name for r in info.relus})
+    if extra:
+        raise BadInput(f"scores list site {extra[0]!r}, which this model does not have: were they computed for "
+                       "this model?")
     for site in info.relus:
         try:
             got = scores.site(site.name)

@@ -305,3 +305,19 @@ def test_bad_manifest_values(work: Path, name: str) -> None:
     man.write_text(f"models:\n  - path: tiny_ok.onnx\n    data: {{source: data_ok.npz}}\n    {line}\n")
     _check_bad_input(_invoke(["zoo", str(man), "-o", str(work / "zoo")]), needle)
     assert not (work / "zoo").exists()
+
+
+def test_scores_of_another_model_are_refused() -> None:
+    """A score table listing a site this model lacks was computed for another model: one clear error."""
+    from dataclasses import replace
+
+    from conftest import model_path
+
+    import graftonnx as g
+    from graftonnx.errors import BadInput
+
+    net = str(model_path("mnist-net_256x2"))
+    table = g.score(net, None, eps=0.02)
+    alien = replace(table, sites=(*table.sites, replace(table.sites[0], site="Relu_elsewhere")))
+    with pytest.raises(BadInput, match="site 'Relu_elsewhere', which this model does not have"):
+        g.plan(net, None, scores=alien)
