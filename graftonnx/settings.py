@@ -52,6 +52,7 @@ class Knob:
     metavar: str | None = None
     runtime: bool = False  # not a result setting: no manifest key, no provenance
     cli: bool = True
+    multiple: bool = False  # a tuple[str, ...] given as a repeatable flag (values may hold commas)
 
 
 def at_least(lo: float) -> Callable[[Any], str | None]:
@@ -267,6 +268,8 @@ def option_list(*classes: type, prefix: Mapping[type, str] | None = None,
             flag = flag_of(f, k, pre)
             if _split(hints[f.name])[0] is bool:
                 decl, kw = [f"{flag}/--no-{flag[2:]}", name], {}
+            elif k.multiple:
+                decl, kw, default = [flag, name], {"multiple": True, "metavar": k.metavar}, None
             else:
                 decl, kw = [flag, name], _click_type(hints[f.name], k)
             seen[name] = click.Option(decl, default=default, required=required, show_default=default is not None,
@@ -288,5 +291,6 @@ def options(*classes: type, **kw: Any) -> Callable[[F], F]:
 
 def from_options(cls: type[T], kw: Mapping[str, Any], prefix: str = "", **fixed: Any) -> T:
     """``cls`` from parsed click keywords (its own names, after ``prefix``; absent keys keep defaults)."""
-    values = {f.name: kw[dest_of(f, k, prefix)] for f, k in knobs(cls) if dest_of(f, k, prefix) in kw}
+    values = {f.name: kw[dest_of(f, k, prefix)] for f, k in knobs(cls)
+              if dest_of(f, k, prefix) in kw and not (k.multiple and kw[dest_of(f, k, prefix)] == ())}
     return cls(**(values | fixed))

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +26,7 @@ from ...errors import BadInput
 from ...settings import Settings, at_least, knob
 from ...verifier_shims import LAUNCHER
 from ..result import Counterexample, Result, Verdict, sat_with_counterexample
+from .abcrown_config import check_with_checkout, load_base, merge, parse_overrides
 from .base import BACKENDS, ProcOutcome, base_result, run_process
 
 __all__ = ["AbcrownBackend", "AbcrownOptions", "AbcrownConfig", "abcrown_root", "abcrown_python", "parse_abcrown",
@@ -106,7 +107,8 @@ class AbcrownConfig:
     cex_path: str = "cex.txt"
     input_shape: tuple[int, ...] | None = None
     branching: str | None = None  # bab.branching.method (kfsb | babsr | fsb); None: α,β-CROWN's default
-
+    base: dict[str, Any] = field(default_factory=dict)  # --abcrown-config, under graftonnx's keys
+    sets: dict[str, Any] = field(default_factory=dict)  # --abcrown-set, over them
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -128,7 +130,7 @@ class AbcrownConfig:
             cfg["bab"]["branching"] = {"method": self.branching}
         if self.input_shape:
             cfg["model"] = {"input_shape": list(self.input_shape)}
-        return cfg
+        return merge(merge(self.base, cfg), self.sets)
 
     def yaml(self) -> str:
         return "# written by graftonnx verify --backend abcrown\n" + yaml.safe_dump(self.as_dict(), sort_keys=False)
@@ -163,6 +165,12 @@ class AbcrownOptions(Settings):
     branching: str | None = knob(None, "abcrown: ReLU branching heuristic. Default: α,β-CROWN's own (kfsb).",
                                  choices=BRANCHING)
     sparse_interm: bool = knob(False, "abcrown: sparse intermediate bounds (off suits grafted nets).")
+    config: str | None = knob(None, "abcrown: base α,β-CROWN config (e.g. a tuned exp_configs/vnncomp25/*.yaml); "
+                                    "graftonnx's per-instance keys are merged over it.", flag="--abcrown-config",
+                              metavar="YAML")
+    set: tuple[str, ...] | None = knob(None, "abcrown: override one α,β-CROWN config key, KEY=VALUE with a dotted "
+                                             "key (e.g. bab.branching.method=fsb); repeatable.",
+                                       flag="--abcrown-set", metavar="KEY=VALUE", multiple=True)
     grace_s: float = knob(GRACE_S, "Wall seconds after the timeout before the verifier is killed (start-up); an "
                                    "answer after the timeout counts as timeout anyway (so no result depends on it: "
                                    "runtime).", cli=False, runtime=True, check=at_least(0))
@@ -184,6 +192,8 @@ class AbcrownBackend:
     sparse_interm: bool = False
     grace_s: float = GRACE_S
     branching: str | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+    sets: dict[str, Any] = field(default_factory=dict)
     name: str = "abcrown"
     Options: ClassVar[type] = AbcrownOptions
 
@@ -194,13 +204,19 @@ class AbcrownBackend:
     @classmethod
     def from_options(cls, opts: AbcrownOptions) -> AbcrownBackend:
         python = abcrown_python(opts.python)
+        base, sets = load_base(opts.config), parse_overrides(opts.set or ())
+        root = abcrown_root(opts.path)
         _warn_frozen(python)
-        return cls(abcrown_root(opts.path), python, opts.device, opts.conv_mode, opts.sparse_interm, opts.grace_s,
-                   opts.branching)
+        backend = cls(root, python, opts.device, opts.conv_mode, opts.sparse_interm, opts.grace_s, opts.branching,
+                      base, sets)
+        if base or sets:  # a misspelled key: one error now, not a crash per instance
+            check_with_checkout(python, root, backend.config(60.0, root).as_dict())
+        return backend
 
     def config(self, timeout: float, workdir: Path, conv_mode: str | None = None) -> AbcrownConfig:
         return AbcrownConfig(self.device, conv_mode or self.conv_mode, self.sparse_interm, timeout,
-                             str((workdir / "abcrown_cex.txt").resolve()), branching=self.branching)
+                             str((workdir / "abcrown_cex.txt").resolve()), branching=self.branching,
+                             base=self.base, sets=self.sets)
 
     def conv_mode_for(self, onnx_path: Path) -> str:
         """``matrix`` for a model whose feature maps meet an elementwise non-scalar constant, else the setting.
