@@ -36,7 +36,7 @@ def _data_loader(kw: dict[str, Any]) -> Any:
               help="The benchmark folder the journals were verified on (instances.csv, onnx/, vnnlib/).")
 @click.option("-o", "--output", required=True, type=click.Path(), help="Report folder to create.")
 @options(ReportOptions, exclude=("seed",))
-@click.option("--plots/--no-plots", default=True, show_default=True, help="Write the PNG figures.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Write the figures (see --format).")
 @click.option("--force", is_flag=True, help="Replace an existing report folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @data_options
@@ -44,8 +44,9 @@ def report_cmd(results: tuple[str, ...], bench: str, output: str, plots: bool, f
                **kw: Any) -> None:
     """Summarise RESULTS journals (from `graftonnx verify`) of the benchmark --bench into the folder -o.
 
-    Writes report.md, report.csv, report.json and va.png, times.png, unr_layers.png.  The
-    benchmark's models take raw pixels (normalisation folded in), so give --data unnormalised.
+    Writes report.md, report.csv, report.json and the figures va, times, cactus and
+    unr_layers (.png, or --format pdf/svg).  The benchmark's models take raw pixels
+    (normalisation folded in), so give --data unnormalised.
     """
     opts = from_options(ReportOptions, kw)
     check_report_output(output, force)

@@ -44,7 +44,7 @@ DataSource = Dataset | Callable[[ModelInfo], Dataset] | None
 
 @dataclass(frozen=True)
 class ReportOptions(Settings):
-    """How the report measures: UNR bound method, and the PGD attack for RA (when data is given)."""
+    """How the report measures (UNR bound method, the PGD attack for RA when data is given) and draws its figures."""
 
     bound: str = knob("ibp", "Bound method for the unstable-neuron ratio on the instances' input boxes.",
                       choices=BOUND_METHODS.keys)
@@ -54,6 +54,10 @@ class ReportOptions(Settings):
     steps: int = knob(100, "PGD steps per restart.", check=at_least(1))
     restarts: int = knob(5, "PGD random restarts.", check=at_least(1))
     seed: int = knob(0, "Random seed (attack starts).")
+    format: str = knob("png", "File format of every figure (pdf and svg are vector, for papers).",
+                       choices=("png", "pdf", "svg"), runtime=True)
+    dpi: int = knob(150, "Resolution of the figures in dots per inch (sets a PNG's pixel size).", check=at_least(50),
+                    runtime=True)
 
 
 @dataclass(frozen=True)
