@@ -112,3 +112,18 @@ def test_real_checkout_parser_accepts_a_tuned_config_and_refuses_a_typo(tmp_path
     with pytest.raises(BadInput, match="not found"):
         make_backend("abcrown", AbcrownOptions(device="cpu", path=str(root), python=py,
                                                set=("solver.batch_sise=3",)))
+
+
+@pytest.mark.parametrize("seconds, verdict", [(3.0, "unknown"), (59.5, "timeout")])
+def test_timeout_word_well_inside_the_budget_is_unknown(tmp_path: Path, seconds: float, verdict: str) -> None:
+    """α,β-CROWN's results file says "timeout" for "unknown" too; an early one is α,β-CROWN giving up."""
+    from graftonnx.verify.backends.abcrown import AbcrownBackend
+    from graftonnx.verify.backends.base import ProcOutcome
+
+    results, log = tmp_path / "abcrown_results.txt", tmp_path / "abcrown.log"
+    results.write_text("timeout")
+    log.write_text("Result: timeout\n")
+    backend = AbcrownBackend(tmp_path, device="cpu")
+    r = backend._result(tmp_path / "m.onnx", tmp_path / "p.vnnlib", ProcOutcome(0, seconds, False, log), results,
+                        seconds, timeout=60.0)
+    assert r.verdict == verdict, r.message

@@ -42,6 +42,8 @@ BRANCHING = ("kfsb", "babsr", "fsb")
 #: here (α,β-CROWN is not installed in this environment); a little more than NeuralSAT's
 #: 10 s because it also parses a YAML config and, on cuda, initialises the device.
 GRACE_S = 15.0
+#: A "timeout" written before this fraction of the budget is α,β-CROWN's "unknown" (see AbcrownBackend._result).
+GAVE_UP = 0.9
 #: Run in the chosen interpreter: its torch version and whether clamp's bound gradient is 0 there.
 _PROBE = ("import torch; x = torch.tensor([0.0, 1.0], requires_grad=True); torch.clamp(x, 0.0, 1.0).sum().backward(); "
           "print(torch.__version__, bool((x.grad == 0).all()))")
@@ -246,9 +248,10 @@ class AbcrownBackend:
         t0 = time.monotonic()
         out = run_process(self.command(cfg_path, onnx_path, vnnlib_path, results, timeout), self.root, log,
                           timeout + self.grace_s)
-        return self._result(onnx_path, vnnlib_path, out, results, time.monotonic() - t0)
+        return self._result(onnx_path, vnnlib_path, out, results, time.monotonic() - t0, timeout)
 
-    def _result(self, onnx_path: Path, vnnlib_path: Path, out: ProcOutcome, results: Path, seconds: float) -> Result:
+    def _result(self, onnx_path: Path, vnnlib_path: Path, out: ProcOutcome, results: Path, seconds: float,
+                timeout: float = float("inf")) -> Result:
         def res(verdict: Verdict, message: str = "", cex: Counterexample | None = None) -> Result:
             return base_result(self.name, onnx_path, vnnlib_path, verdict, seconds, message=message,
                                log=str(out.log), counterexample=cex)
@@ -256,6 +259,11 @@ class AbcrownBackend:
         if out.timed_out:
             return res(Verdict.TIMEOUT, f"killed after {out.seconds:.1f} s wall time (hard limit)")
         verdict, message, cex = parse_abcrown(results.read_text(errors="replace") if results.is_file() else None)
+        if verdict == Verdict.TIMEOUT and seconds < GAVE_UP * timeout:
+            # α,β-CROWN's results file maps "unknown" (it gave up: BaB exhausted, incomplete only) to "timeout";
+            # an answer well inside the budget can only be that.
+            verdict, message = Verdict.UNKNOWN, (f"α,β-CROWN gave up after {seconds:.1f} s of a {timeout:g} s budget "
+                                                 "(its results file says timeout for unknown)")
         if verdict == Verdict.ERROR:
             message = f"{message}; exit code {out.returncode}; see {out.log}: {out.log_tail(200)}"
         return res(verdict, message, cex)
