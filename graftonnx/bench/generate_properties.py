@@ -149,7 +149,9 @@ def main(argv: list[str]) -> int:
     try:
         seed = int(argv[0])
     except ValueError:
-        print(f"seed {argv[0]!r} is not an integer: give e.g. 0", file=sys.stderr)
+        seed = -1
+    if seed < 0:  # numpy's default_rng takes non-negative seeds only
+        print(f"seed {argv[0]!r} is not a non-negative integer: give e.g. 0", file=sys.stderr)
         return 2
     written = generate(HERE, seed)
     print(f"seed {seed}: wrote {len(written)} properties and instances.csv")

@@ -36,7 +36,8 @@ def readme_text(info: BenchmarkInfo, data: Dataset) -> str:
              "`python generate_properties.py SEED` (numpy and the standard library only) redraws the properties",
              "and both `instances.csv` from `data/` (the image pool, labels, and which images export found",
              f"misclassified or attacked); `python generate_properties.py {info.seed}` rewrites this export's files",
-             "byte for byte. License of the networks and data: see `LICENSE`.", "",
+             "byte for byte (the tables below describe this export's draw). License of the networks and data:",
+             "see `LICENSE`.", "",
              "| setting | value |", "|---|---|"]
     for m in info.models:
         lines.append(f"| model | `{m.path}` from `{Path(m.source).name}`: input `{m.input_name}` "
