@@ -41,7 +41,8 @@ from .genprops import (
     license_text,
     write_generator,
 )
-from .readme import NATIVE_RTOL, readme_text
+from .readme import NATIVE_RTOL
+from .readme import readme_text as _readme  # the name tests patch to simulate a failed write
 from .settings import UNSPECIFIED_LICENSE
 from .spec import Property
 from .vnnlib import vnnlib_text
@@ -341,7 +342,7 @@ def _write_all(root: Path, prepared: list[tuple[onnx.ModelProto, ExportModel]], 
     rows2 = [f"{m.path},{v.removeprefix('2.0/')},{t}" for m in info.models for v in info.properties_v2]
     (root / "instances.csv").write_text("\n".join(rows) + "\n")
     (root / "2.0" / "instances.csv").write_text("\n".join(rows2) + "\n")
-    (root / "README.md").write_text(readme_text(info, data))
+    (root / "README.md").write_text(_readme(info, data))
     os.chmod(root, 0o755)
 
 
