@@ -156,3 +156,32 @@ def test_six_hour_limit(tmp_path: Path) -> None:
     assert "OVER the limit" in (tmp_path / "ok" / "README.md").read_text()
     code, output = _export(tmp_path / "edge", "--timeout", "7200")  # exactly 6 hours is allowed
     assert code == 0, output
+
+
+def test_readme_records_the_verifier_ready_check(tmp_path: Path, blockers: Path) -> None:
+    import numpy as np
+    import onnx
+
+    from graftonnx.model import inspect_model, load_model
+    from graftonnx.planning import GraftPlan, LayerPlan
+    from graftonnx.rewrite import apply_plan
+
+    m = load_model(NET)
+    info = inspect_model(m)
+    s = info.relus[0]
+    idx = tuple(range(0, s.size, 4))
+    rng = np.random.default_rng(0)
+    plan = GraftPlan((LayerPlan(s.name, "neuron", idx, tuple(rng.uniform(0.1, 0.9, len(idx))),
+                                tuple(rng.uniform(-0.2, 0.2, len(idx)))),))
+    grafted = tmp_path / "grafted.onnx"
+    onnx.save(apply_plan(m, plan, info), str(grafted))
+    out = tmp_path / "g"
+    res = CliRunner().invoke(main, ["export", str(grafted), "--data", DATA, "--eps", "0.02", "--instances", "2",
+                                    "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    readme = (out / "README.md").read_text()
+    assert "verifier-ready form" in readme and "max output difference from the grafted mask form" in readme
+    assert "agree within 1e-05 × max(1, |output|)" in readme and "export refuses otherwise" in readme
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    assert _generate(copy, 0, blockers).returncode == 0 and _files(copy) == _files(out)

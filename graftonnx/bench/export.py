@@ -9,7 +9,8 @@ clipped to the valid range.  A grafted model is written in its verifier-ready fo
 in α,β-CROWN) after a check that its outputs equal the mask form's; ``simplify=False``
 keeps the mask form.  Everything is built in a temporary sibling folder and
 renamed at the end: a failed export leaves nothing behind, and the same seed gives
-byte-identical files.
+byte-identical files.  What the VNN-COMP rules add (``generate_properties.py`` and its
+``data/``, LICENSE, the 6-hour check) lives in :mod:`.genprops`, the README in :mod:`.readme`.
 """
 
 from __future__ import annotations

@@ -72,10 +72,10 @@ def _readme_forms(info: BenchmarkInfo, folded: bool) -> list[str]:
     lines = ["## Networks", ""]
     for m in info.models:
         if m.form:
-            lines.append(f"- `{m.path}`: {m.form}. Checked before writing: onnxruntime outputs of this network and "
-                         f"of the grafted mask form agree within {NATIVE_RTOL:g} × max(1, |output|) on the first "
-                         "64 dataset images and 64 uniform random inputs in the pixel range (export refuses "
-                         "otherwise).")
+            lines.append(f"- `{m.path}`: {m.form}. Checked before writing (a rewrite meant to be exact, checked "
+                         "numerically, not proved): onnxruntime outputs of this network and of the grafted mask form "
+                         f"agree within {NATIVE_RTOL:g} × max(1, |output|) on up to the first 64 dataset images and "
+                         "64 uniform random inputs in the pixel range; export refuses otherwise.")
         else:
             lines.append(f"- `{m.path}`: " + ("the source network with the data's normalisation folded in (no "
                                                "other change)." if folded else "a byte copy of the source network."))

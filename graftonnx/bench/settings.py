@@ -1,4 +1,5 @@
-"""The ``export`` stage's settings: how many properties, their timeout and which images to skip."""
+"""The ``export`` stage's settings: how many properties, their timeout, which images to skip, and the
+VNN-COMP submission knobs (.gz layout, license, the 6-hour check)."""
 
 from __future__ import annotations
 
