@@ -9,7 +9,8 @@ clipped to the valid range.  A grafted model is written in its verifier-ready fo
 in α,β-CROWN) after a check that its outputs equal the mask form's; ``simplify=False``
 keeps the mask form.  Everything is built in a temporary sibling folder and
 renamed at the end: a failed export leaves nothing behind, and the same seed gives
-byte-identical files.
+byte-identical files.  What the VNN-COMP rules add (``generate_properties.py`` and its
+``data/``, LICENSE, the 6-hour check) lives in :mod:`.genprops`, the README in :mod:`.readme`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,22 @@ from ..model import OrtRunner, graph_inputs, load_model, prepend_normalisation
 from ..model.graftmeta import read_grafts
 from ..parity import compare, random_inputs
 from ..rewrite.native import native_form
+from .genprops import (
+    STATUS_ATTACKED,
+    STATUS_MISCLASSIFIED,
+    check_total_time,
+    generator_config,
+    license_text,
+    write_generator,
+)
+from .readme import NATIVE_RTOL
+from .readme import readme_text as _readme  # the name tests patch to simulate a failed write
+from .settings import UNSPECIFIED_LICENSE
 from .spec import Property
 from .vnnlib import vnnlib_text
 from .vnnlib2 import vnnlib2_text
 
-__all__ = ["BenchmarkInfo", "ExportModel", "export_benchmark", "check_benchmark_output", "SKIP_MODES"]
+__all__ = ["BenchmarkInfo", "ExportModel", "export_benchmark", "check_benchmark_output", "SKIP_MODES", "NATIVE_RTOL"]
 
 SKIP_MODES = ("misclassified", "none", "attacked")
 
@@ -74,6 +86,8 @@ class BenchmarkInfo:
     skipped_attacked: int
     gz: bool
     dataset: str
+    gz_only: bool = False
+    license: str = UNSPECIFIED_LICENSE
 
     @property
     def n_properties(self) -> int:
@@ -82,6 +96,11 @@ class BenchmarkInfo:
     @property
     def n_instances(self) -> int:
         return len(self.models) * len(self.properties)
+
+    @property
+    def total_timeout(self) -> float:
+        """Summed timeouts of all instances: VNN-COMP allows 6 hours per benchmark."""
+        return self.n_instances * self.timeout
 
 
 def _check_args(models: Sequence[Path], data: Dataset, eps: float, n: int, timeout: float, skip: str) -> None:
@@ -118,9 +137,6 @@ def _dims(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
                  for d in vi.type.tensor_type.shape.dim)
 
-
-#: Largest output difference (× max(1, |output|)) the verifier-ready form may have from the mask form.
-NATIVE_RTOL = 1e-5
 
 
 def _verifier_ready(model: onnx.ModelProto, data: Dataset, where: Path) -> tuple[onnx.ModelProto, str]:
@@ -196,11 +212,12 @@ def _attacked(model: onnx.ModelProto, x: np.ndarray, y: np.ndarray, eps: float, 
 
 
 def _select(model: onnx.ModelProto, data: Dataset, eps: float, n: int, seed: int, skip: str
-            ) -> tuple[list[int], int, int]:
+            ) -> tuple[list[int], int, int, np.ndarray]:
     """Up to ``n`` dataset indices in a seeded random order, skipping as ``skip`` asks.
 
-    Returns the chosen indices and how many images before the last chosen one were skipped
-    as misclassified and as attacked (the counts the README reports).
+    Returns the chosen indices, how many images before the last chosen one were skipped
+    as misclassified and as attacked (the counts the README reports), and every image's
+    status (``genprops.STATUS_*``), which ``generate_properties.py`` selects from.
     """
     order = np.random.default_rng(seed).permutation(len(data))
     y = np.asarray(data.y, dtype=np.int64)
@@ -221,7 +238,8 @@ def _select(model: onnx.ModelProto, data: Dataset, eps: float, n: int, seed: int
             n_attacked += 1
         else:
             chosen.append(int(i))
-    return chosen, n_wrong, n_attacked
+    status = np.where(~correct, STATUS_MISCLASSIFIED, np.where(fooled, STATUS_ATTACKED, 0)).astype(np.int8)
+    return chosen, n_wrong, n_attacked, status
 
 
 def _fooled(model: onnx.ModelProto, data: Dataset, candidates: np.ndarray, n: int, eps: float, seed: int
@@ -239,10 +257,16 @@ def _fooled(model: onnx.ModelProto, data: Dataset, candidates: np.ndarray, n: in
 
 
 def _write_bytes(path: Path, data: bytes, gz: bool) -> None:
-    """Plain writes: the whole temp folder is renamed at the end, which is what makes the export atomic."""
+    """A ``.gz`` path is written compressed, else plain plus a ``.gz`` copy when ``gz``.
+
+    Plain writes: the whole temp folder is renamed at the end, which is what makes the export atomic.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".gz"):  # mtime=0 and no file name inside: the same input gives the same .gz bytes
+        path.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
+        return
     path.write_bytes(data)
-    if gz:  # mtime=0 and no file name inside: the same input gives the same .gz bytes
+    if gz:
         path.with_name(path.name + ".gz").write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
 
 
@@ -252,33 +276,44 @@ def _eps_tag(eps: float) -> str:
 
 def export_benchmark(models: Sequence[str | os.PathLike[str]], data: Dataset, eps: float, n: int, seed: int,
                      out: str | os.PathLike[str], timeout: float, skip: str = "misclassified", gz: bool = False,
-                     force: bool = False, simplify: bool = True) -> BenchmarkInfo:
+                     force: bool = False, simplify: bool = True, gz_only: bool = False,
+                     license: str = UNSPECIFIED_LICENSE, allow_over_6h: bool = True) -> BenchmarkInfo:
     """Write a VNN-COMP benchmark folder ``out`` with up to ``n`` L∞ properties of radius ``eps``.
 
     Images are taken in a ``seed``-shuffled order; ``skip`` drops images the first model
     misclassifies (``misclassified``), also those a quick PGD attack breaks (``attacked``),
     or none.  Every model is paired with every property in ``instances.csv``.  Grafted
-    models are written in their verifier-ready form unless ``simplify=False``.
+    models are written in their verifier-ready form unless ``simplify=False``.  ``gz_only``
+    writes ``.onnx.gz``/``.vnnlib.gz`` files only; ``license`` goes to LICENSE.  Summed
+    timeouts over VNN-COMP's 6 hours raise BadInput unless ``allow_over_6h``: the CLI refuses
+    by default (``ExportSettings``), the Python API allows it so internal experiments run as before.
     """
     out = Path(out)
     _check_args(models, data, eps, n, timeout, skip)
+    if gz and gz_only:
+        raise BadInput("gz and gz_only contradict: gz writes plain files and .gz copies, gz_only only .gz files")
     check_benchmark_output(out, force)
     prepared = _prepare([Path(m) for m in models], data, simplify)
-    chosen, n_wrong, n_attacked = _select(prepared[0][0], data, eps, n, seed, skip)
+    if gz_only:
+        prepared = [(m, replace(spec, path=spec.path + ".gz")) for m, spec in prepared]
+    chosen, n_wrong, n_attacked, status = _select(prepared[0][0], data, eps, n, seed, skip)
     if not chosen:
         raise BadInput(f"no image of {data.source} is left to export ({n_wrong} misclassified, {n_attacked} "
                        "attacked): check that the model and data match, or use --skip none")
+    check_total_time(len(prepared) * len(chosen), float(timeout), allow_over_6h)
     n_classes = math.prod(prepared[0][1].output_shape)
     props = [Property.linf_ball(data.x[i], eps, int(data.y[i]), n_classes, data.input_range)  # type: ignore[index]
              for i in chosen]
-    names = [f"img{i}_label{p.label}_eps{_eps_tag(eps)}.vnnlib" for i, p in zip(chosen, props, strict=True)]
+    suffix = ".gz" if gz_only else ""
+    names = [f"img{i}_label{p.label}_eps{_eps_tag(eps)}.vnnlib{suffix}" for i, p in zip(chosen, props, strict=True)]
     info = BenchmarkInfo(out, tuple(m for _, m in prepared), tuple(f"vnnlib/{x}" for x in names),
                          tuple(f"2.0/vnnlib/{x}" for x in names), tuple(chosen), tuple(p.label for p in props),
                          float(eps), int(seed), float(timeout), skip, int(n), n_wrong, n_attacked, bool(gz),
-                         Path(data.source).name or data.source)
+                         Path(data.source).name or data.source, bool(gz_only), license)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         _write_all(tmp, prepared, props, info, data)
+        _write_vnncomp(tmp, info, data, status)
         install_folder(tmp, out, "benchmark folder")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -288,9 +323,15 @@ def export_benchmark(models: Sequence[str | os.PathLike[str]], data: Dataset, ep
 
 def _write_all(root: Path, prepared: list[tuple[onnx.ModelProto, ExportModel]], props: list[Property],
                info: BenchmarkInfo, data: Dataset) -> None:
-    """Everything into ``root`` (a private temp folder, renamed as a whole afterwards)."""
+    """Everything into ``root`` (a private temp folder, renamed as a whole afterwards).
+
+    ``2.0/`` is a benchmark folder of its own (VNN-COMP 2026 takes 2.0 benchmarks as folders):
+    it holds a copy of every network, so its ``instances.csv`` paths resolve inside it.
+    """
     for model, spec in prepared:
-        _write_bytes(root / spec.path, _model_bytes(model, spec, data.normalised), info.gz)
+        blob = _model_bytes(model, spec, data.normalised)
+        _write_bytes(root / spec.path, blob, info.gz)
+        _write_bytes(root / "2.0" / spec.path, blob, info.gz)
     spec0 = prepared[0][1]
     for i, prop, v1, v2 in zip(info.indices, props, info.properties, info.properties_v2, strict=True):
         comment = (f"{info.dataset} image {i}, label {prop.label}, L-inf eps {info.eps:g} in pixel range "
@@ -299,38 +340,19 @@ def _write_all(root: Path, prepared: list[tuple[onnx.ModelProto, ExportModel]], 
         _write_bytes(root / v2, vnnlib2_text(prop, spec0.input_shape, spec0.output_shape, comment).encode(), info.gz)
     t = f"{info.timeout:g}"
     rows = [f"{m.path},{v},{t}" for m in info.models for v in info.properties]
-    rows2 = [f"../{m.path},{v.removeprefix('2.0/')},{t}" for m in info.models for v in info.properties_v2]
+    rows2 = [f"{m.path},{v.removeprefix('2.0/')},{t}" for m in info.models for v in info.properties_v2]
     (root / "instances.csv").write_text("\n".join(rows) + "\n")
     (root / "2.0" / "instances.csv").write_text("\n".join(rows2) + "\n")
     (root / "README.md").write_text(_readme(info, data))
     os.chmod(root, 0o755)
 
 
-def _readme(info: BenchmarkInfo, data: Dataset) -> str:
-    """The benchmark's README.md: enough to reproduce and to cite the settings."""
-    norm = (f"folded into each model (mean {list(data.mean or ())}, std {list(data.std or ())})"
-            if data.normalised else "none needed")
-    lines = ["# graftonnx robustness benchmark", "",
-             "Generated by `graftonnx export`: local L∞ robustness of image classifiers, VNN-COMP layout.",
-             "`instances.csv` lists `onnx,vnnlib,timeout` (paths relative to this folder, no header);",
-             "`vnnlib/` holds VNN-LIB 1.0 files, `2.0/` the same properties in VNN-LIB 2.0 with its own",
-             "`instances.csv` (paths relative to `2.0/`). Each file asserts the input box and the *negated*",
-             "property (some other class scores >= the true class): `unsat` means verified robust.", "",
-             "| setting | value |", "|---|---|"]
-    for m in info.models:
-        lines.append(f"| model | `{m.path}` from `{Path(m.source).name}`: input `{m.input_name}` "
-                     f"{list(m.input_shape)}, output `{m.output_name}` {list(m.output_shape)}"
-                     + (f"; {m.form}" if m.form else "") + " |")
-    lines += [f"| dataset | `{info.dataset}` ({len(data)} images), pixel range {list(data.input_range)} |",
-              f"| normalisation | {norm} |",
-              f"| eps (L∞, raw pixel scale, box clipped to the range) | {info.eps:g} |",
-              f"| seed | {info.seed} |",
-              f"| timeout per instance | {info.timeout:g} s (all instances: {info.timeout * info.n_instances:g} s) |",
-              f"| properties | {info.n_properties} (requested {info.requested}) |",
-              f"| instances | {info.n_instances} ({len(info.models)} model(s) × {info.n_properties} properties) |",
-              f"| skip mode | {info.skip}: skipped {info.skipped_misclassified} misclassified, "
-              f"{info.skipped_attacked} attacked |",
-              f"| compressed copies (.gz) | {'yes' if info.gz else 'no'} |", "", "## Properties", "",
-              "| file | dataset index | label |", "|---|---|---|"]
-    lines += [f"| `{v}` | {i} | {lab} |" for v, i, lab in zip(info.properties, info.indices, info.labels, strict=True)]
-    return "\n".join(lines) + "\n"
+def _write_vnncomp(root: Path, info: BenchmarkInfo, data: Dataset, status: np.ndarray) -> None:
+    """What the VNN-COMP rules ask besides the instances: LICENSE, ``generate_properties.py`` and its data."""
+    (root / "LICENSE").write_text(license_text(info.license))
+    m0 = info.models[0]
+    config = generator_config(dataset=info.dataset, eps=info.eps, instances=info.requested, timeout=info.timeout,
+                              input_range=data.input_range, n_classes=math.prod(m0.output_shape),
+                              models=[m.path for m in info.models], input_shape=m0.input_shape,
+                              output_shape=m0.output_shape, gz=info.gz, gz_only=info.gz_only, seed=info.seed)
+    write_generator(root, np.asarray(data.x), np.asarray(data.y, dtype=np.int64), status, config)

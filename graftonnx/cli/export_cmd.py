@@ -32,7 +32,8 @@ def export_cmd(models: tuple[str, ...], eps: float, output: str, force: bool, as
 
     Images are picked in a --seed shuffled order; the data's --mean/--std are folded into the
     exported models so every box is in raw pixel space.  The folder holds onnx/, vnnlib/ (VNN-LIB 1.0),
-    2.0/ (VNN-LIB 2.0), instances.csv and a README.md.
+    2.0/ (VNN-LIB 2.0), instances.csv, a README.md, a LICENSE and generate_properties.py SEED with its data/
+    (numpy only), as the VNN-COMP rules ask; summed timeouts over 6 hours are refused unless --allow-over-6h.
     """
     x = from_options(ExportSettings, kw)
     check_benchmark_output(output, force)
@@ -42,10 +43,12 @@ def export_cmd(models: tuple[str, ...], eps: float, output: str, force: bool, as
         check_finite_weights(load_model(path), path)
     data = load_from_options(inspect_model(load_model(models[0])), kw)
     info = export_benchmark(list(models), data, eps, x.instances, int(kw.get("seed") or 0), output, x.timeout,
-                            skip=x.skip, gz=x.gz, force=force, simplify=x.simplify)
+                            skip=x.skip, gz=x.gz, force=force, simplify=x.simplify, gz_only=x.gz_only,
+                            license=x.license, allow_over_6h=x.allow_over_6h)
     summary = {"output": str(info.out), "properties": info.n_properties, "instances": info.n_instances,
                "models": [m.path for m in info.models], "eps": info.eps, "seed": info.seed,
-               "timeout": info.timeout, "skipped_misclassified": info.skipped_misclassified,
+               "timeout": info.timeout, "total_timeout": info.total_timeout,
+               "skipped_misclassified": info.skipped_misclassified,
                "skipped_attacked": info.skipped_attacked, "indices": list(info.indices),
                "forms": {m.path: m.form for m in info.models if m.form}}
     if as_json:
