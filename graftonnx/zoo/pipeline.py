@@ -142,7 +142,8 @@ def _export(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
     bench = ctx.dir / "bench"
     # force: a kill between the folder's rename and the journal line leaves a complete folder to replace.
     info = export_benchmark([str(p) for p in files.values()], _data(ctx), e.graft.eps, x.instances, e.graft.seed,
-                            bench, x.timeout, skip=x.skip, gz=x.gz, force=True, simplify=x.simplify)
+                            bench, x.timeout, skip=x.skip, gz=x.gz, force=True, simplify=x.simplify,
+                            gz_only=x.gz_only, license=x.license, allow_over_6h=x.allow_over_6h)
     outputs = {"bench": ctx.rel(bench)} | {f"onnx:{v}": m.path for v, m in zip(files, info.models, strict=True)}
     return outputs, {"properties": info.n_properties, "instances": info.n_instances,
                      "skipped_misclassified": info.skipped_misclassified}
