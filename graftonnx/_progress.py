@@ -58,6 +58,9 @@ class QuietBar:
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         self.postfix = s
 
+    def set_postfix(self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kw: Any) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in {**(ordered_dict or {}), **kw}.items())
+
     def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
         self.desc = desc or ""
 
@@ -67,7 +70,8 @@ class QuietBar:
         self._closed = True
         of = f"/{self.total:g}" if self.total is not None else ""
         head = f"{self.desc}: " if self.desc else ""
-        sys.stderr.write(f"{head}{self.n:g}{of} {self.unit} in {time.perf_counter() - self._start:.1f} s\n")
+        tail = f" ({self.postfix})" if self.postfix else ""
+        sys.stderr.write(f"{head}{self.n:g}{of} {self.unit} in {time.perf_counter() - self._start:.1f} s{tail}\n")
         sys.stderr.flush()
 
     def __enter__(self) -> QuietBar:
