@@ -114,7 +114,8 @@ def _terminate(signum: int, frame: Any) -> None:
               "local Ray with --num-cpus.")
 @click.option("--num-cpus", type=click.IntRange(1), default=2, show_default=True, help="CPUs of a local Ray.")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="Torch threads per model (pinned so results match across executors).")
+              help="Torch and onnxruntime threads per model (pinned so results match across executors; "
+                   "keep --workers × --threads within the cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary rows as JSON.")
 @progress_option
 def zoo_cmd(source: str, output: str, executor: str, workers: int, ray_address: str | None, num_cpus: int,
