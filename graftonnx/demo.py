@@ -26,7 +26,7 @@ from .engine import DONE, PIPELINES, Ctx, Step, fingerprint, make_jobs, run_batc
 from .errors import BadInput, GraftFailure
 from .settings import Settings, above, at_least, knob, to_dict, within
 
-__all__ = ["DemoRow", "DemoReport", "DemoConfig", "run_demo", "demo_steps"]
+__all__ = ["DemoRow", "DemoReport", "DemoConfig", "run_demo", "demo_steps", "DEMO_FILES"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class DemoReport:
     folder: str
 
     def table(self) -> str:
-        lines = [f"digits (sklearn, 8×8), eps = {self.eps} on [0, 1] pixels, {self.n_test} held-out images",
+        lines = [f"digits (sklearn, 8×8), eps = {self.eps:g} on [0, 1] pixels, {self.n_test} held-out images",
                  f"{'model':<26}{'SA':>7}{'RA(PGD)':>9}{'UNR ibp':>9}{'UNR crown':>11}"]
         lines += [f"{r.name:<26}{r.sa:>7.3f}{r.ra:>9.3f}{r.unr_ibp:>9.2f}{r.unr_crown:>11.2f}" for r in self.rows]
         return "\n".join(lines)
@@ -61,7 +61,7 @@ class DemoReport:
 class DemoConfig(Settings):
     """The demo's knobs (``graftonnx demo``'s flags; the journal is keyed by all but ``progress``)."""
 
-    eps: float = knob(0.05, "L∞ radius on [0, 1] pixels.", check=above(0))
+    eps: float = knob(0.05, "L∞ radius on the raw pixel scale (the digits are scaled to [0, 1]).", check=above(0))
     ratio: float = knob(0.5, "Fraction of the neurons to graft.",
                         check=within(0, 1))
     epochs: int = knob(20, "Training epochs.", check=at_least(1))
@@ -150,14 +150,29 @@ def demo_steps(config: DemoConfig) -> list[Step]:
             Step("measure", _measure_all, ("finetune",))]
 
 
-def run_demo(folder: str | os.PathLike[str] = "graftonnx-demo", config: DemoConfig | None = None) -> DemoReport:
-    """Train → graft → finetune → measure; models, the journal and ``report.json`` go to ``folder``."""
+#: What a demo run writes into its folder (all that ``force`` removes: nothing else there is touched).
+DEMO_FILES = ("journal.jsonl", "report.json", "base.onnx", "grafted.onnx", "tuned.onnx")
+
+
+def run_demo(folder: str | os.PathLike[str] = "graftonnx-demo", config: DemoConfig | None = None,
+             force: bool = False, threads: int | None = None) -> DemoReport:
+    """Train → graft → finetune → measure; models, the journal and ``report.json`` go to ``folder``.
+
+    A rerun into the same folder resumes (finished steps come from its journal); ``force``
+    starts over: the demo's own files (:data:`DEMO_FILES`) are removed first.  ``threads``:
+    torch threads of the job (default: :func:`graftonnx.threads.current_threads`).
+    """
+    from .threads import current_threads
+
     c = config or DemoConfig()
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise BadInput(f"demo folder {out} is a file: choose another --output")
     out.mkdir(parents=True, exist_ok=True)
-    jobs = make_jobs("demo", [("", c)], out)
+    if force:
+        for name in DEMO_FILES:
+            (out / name).unlink(missing_ok=True)
+    jobs = make_jobs("demo", [("", c)], out, threads or current_threads())
     (outcome,), journal = run_batch(jobs, out)
     if outcome.status != DONE:
         raise GraftFailure(f"demo failed in step {outcome.error}")

@@ -16,7 +16,7 @@ import click
 from .._version import __version__
 from ..errors import GraftError
 
-__all__ = ["main", "run_api", "echo_json", "GraftGroup"]
+__all__ = ["main", "run_api", "echo_json", "GraftGroup", "progress_option", "PROGRESS_HELP", "THREADS_HELP"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,14 +57,30 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+#: One help text for every command's --progress/--no-progress (the flag means the same everywhere).
+PROGRESS_HELP = ("Show progress bars (on a terminal; when stderr is not a terminal each bar prints one final "
+                 "line instead).")
+THREADS_HELP = ("Threads for torch and onnxruntime in this process and its workers. 0 = auto: the cores this "
+                "process may use (CPU affinity and cgroup quota), at most OMP_NUM_THREADS when that is set.")
+
+
+def progress_option(fn: F) -> F:
+    """``--progress/--no-progress`` with the shared default and help."""
+    return click.option("--progress/--no-progress", default=True, show_default=True, help=PROGRESS_HELP)(fn)
+
+
 @click.group(cls=GraftGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="graftonnx")
-def main() -> None:
+@click.option("--threads", type=click.IntRange(0), default=0, show_default=True, help=THREADS_HELP)
+def main(threads: int) -> None:
     """graftonnx: graft linearity into ONNX classifiers so verifiers certify them faster.
 
     Typical flow: inspect → score → graft (or plan, then graft --plan) → finetune → export → verify → report.
     """
+    from ..threads import pick_threads, set_threads
+
     warnings.showwarning = _one_line_warning
+    set_threads(pick_threads(threads or None))  # before torch/onnxruntime size their pools from all cores
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

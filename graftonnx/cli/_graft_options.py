@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from .._io import check_output_path
+from ..data import SyntheticDataWarning
 from ..data.dataset import Dataset
 from ..errors import BadInput
 from ..model.handle import ModelHandle, open_model
@@ -16,6 +18,7 @@ from ..planning.select import Selection
 from ..planning.settings import GraftSettings, InitSettings
 from ..scoring.settings import ScoreSettings
 from ..settings import dest_of, flag_of, from_options, knobs, options
+from ._base import progress_option
 from ._data_options import load_from_options
 
 __all__ = ["score_options", "select_options", "settings_from", "output_options", "prepare", "check_plan_options"]
@@ -41,10 +44,9 @@ def output_options(fn: F) -> F:
     for opt in reversed([
         click.option("--force", is_flag=True, help="Overwrite existing output files."),
         click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary."),
-        click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars."),
     ]):
         fn = opt(fn)
-    return fn
+    return progress_option(fn)
 
 
 def prepare(model: str, kw: dict[str, Any], outputs: tuple[str | None, ...] = (), force: bool = False
@@ -63,7 +65,12 @@ def prepare(model: str, kw: dict[str, Any], outputs: tuple[str | None, ...] = ()
     h = open_model(model)
     if not plan_path:
         check_count(h.info, s)  # before scoring: the count must fit the chosen layers
-    return h, load_from_options(h.info, kw), s
+    scores = ctx.params.get("scores") if ctx is not None else None
+    with warnings.catch_warnings():
+        if plan_path or (scores and s.init != "fit"):
+            # the plan / score table already carries the choice: random inputs only feed the summary
+            warnings.simplefilter("ignore", SyntheticDataWarning)
+        return h, load_from_options(h.info, kw), s
 
 
 def check_plan_options(plan_path: str | None, kw: dict[str, Any]) -> None:

@@ -7,11 +7,12 @@ from typing import Any
 import click
 
 from .._io import atomic_write_json, check_output_path
+from .._progress import set_enabled
 from ..errors import BadInput
 from ..model.handle import open_model
 from ..settings import from_options, options
 from ..train import EvalConfig, evaluate
-from ._base import echo_json, main
+from ._base import echo_json, main, progress_option
 from ._data_options import data_options, load_from_options
 
 __all__ = ["evaluate_cmd"]
@@ -24,11 +25,14 @@ __all__ = ["evaluate_cmd"]
 @click.option("--force", is_flag=True, help="Overwrite an existing --output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @data_options
-def evaluate_cmd(model: str, output: str | None, force: bool, as_json: bool, **kw: Any) -> None:
+@progress_option
+def evaluate_cmd(model: str, output: str | None, force: bool, as_json: bool, progress: bool, **kw: Any) -> None:
     """Clean accuracy (SA) and PGD robust accuracy (RA) of MODEL on --data at radius --eps.
 
     An adversarial example counts only if onnxruntime, running MODEL itself, misclassifies it too.
+    (The attack has no bar yet: --progress is accepted like in every long command.)
     """
+    set_enabled(progress)
     cfg = from_options(EvalConfig, kw)
     if output:
         check_output_path(output, force)

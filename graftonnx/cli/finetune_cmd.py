@@ -18,7 +18,7 @@ from ..model import inspect_model, load_model, model_bytes
 from ..settings import from_options, options
 from ..train import TrainConfig
 from ..train.api import Outcome, finetune
-from ._base import echo_json, main
+from ._base import echo_json, main, progress_option
 from ._data_options import data_options, load_from_options
 
 __all__ = ["finetune_cmd", "train_options", "config_from", "results_path", "write_outcome"]
@@ -28,12 +28,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def train_options(default_epochs: int, default_lr: float) -> Callable[[F], F]:
     """The TrainConfig knobs as flags (--eps is the command's own; the data options' --seed seeds training too)."""
-    knob_opts = options(TrainConfig, exclude=("eps", "seed"), defaults={"epochs": default_epochs, "lr": default_lr})
+    knob_opts = options(TrainConfig, exclude=("eps", "seed", "progress"),
+                        defaults={"epochs": default_epochs, "lr": default_lr})
     extra = [
         click.option("--results", type=click.Path(dir_okay=False), default=None,
                      help="Where to write the run record (JSON). Default: OUTPUT with suffix .train.json."),
         click.option("--force", is_flag=True, help="Overwrite existing output files."),
         click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON."),
+        progress_option,
     ]
 
     def apply(fn: F) -> F:

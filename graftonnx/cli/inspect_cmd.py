@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from .._progress import set_enabled
 from ..model import inspect_model, load_model
-from ._base import echo_json, main
+from ._base import echo_json, main, progress_option
 
 __all__ = ["inspect_cmd"]
 
@@ -13,8 +14,10 @@ __all__ = ["inspect_cmd"]
 @main.command("inspect")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
-def inspect_cmd(model: str, as_json: bool) -> None:
+@progress_option
+def inspect_cmd(model: str, as_json: bool, progress: bool) -> None:
     """Show opset, inputs/outputs, ReLU sites, op histogram and in-graph normalisation of MODEL."""
+    set_enabled(progress)  # no bar of its own today: the flag is there so every long command takes it
     info = inspect_model(load_model(model))
     if as_json:
         echo_json(info.to_dict())

@@ -6,10 +6,11 @@ import click
 
 from .. import api
 from .._io import check_output_path
+from .._progress import set_enabled
 from ..model import load_model
 from ..rewrite.fold import simplify
 from ..rewrite.native import native_form
-from ._base import echo_json, main
+from ._base import echo_json, main, progress_option
 
 __all__ = ["simplify_cmd"]
 
@@ -26,8 +27,9 @@ __all__ = ["simplify_cmd"]
               help="With --no-native: split partially grafted Conv/Gemm sites so the Relu covers only the kept units.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@progress_option
 def simplify_cmd(model: str, output: str, fold: bool, native: bool, drop_channels: bool, force: bool,
-                 as_json: bool) -> None:
+                 as_json: bool, progress: bool) -> None:
     """Write the verifier-ready form of MODEL (specs/rewrite.md): what `graftonnx export` writes.
 
     Fully grafted sites lose their Relu, linear runs fold, and partially grafted sites keep
@@ -36,6 +38,7 @@ def simplify_cmd(model: str, output: str, fold: bool, native: bool, drop_channel
     MODEL up to float rounding; input and output names and shapes stay, and graftonnx.grafts
     lists only the sites still in mask form.
     """
+    set_enabled(progress)  # no bar of its own today: the flag is there so every long command takes it
     check_output_path(output, force)
     m = load_model(model)
     out, rep = native_form(m, fold=fold) if native else simplify(m, fold=fold, drop_channels=drop_channels)

@@ -18,7 +18,7 @@ import click
 
 from ..engine.executors import EXECUTORS
 from ..errors import BadInput, GraftFailure
-from ._base import echo_json, main
+from ._base import echo_json, main, progress_option
 
 __all__ = ["zoo_cmd"]
 
@@ -114,18 +114,24 @@ def _terminate(signum: int, frame: Any) -> None:
               "local Ray with --num-cpus.")
 @click.option("--num-cpus", type=click.IntRange(1), default=2, show_default=True, help="CPUs of a local Ray.")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="Torch threads per model (pinned so results match across executors).")
+              help="Torch and onnxruntime threads per model (pinned so results match across executors; "
+                   "keep --workers × --threads within the cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary rows as JSON.")
+@progress_option
 def zoo_cmd(source: str, output: str, executor: str, workers: int, ray_address: str | None, num_cpus: int,
-            threads: int, as_json: bool, **kw: Any) -> None:
+            threads: int, as_json: bool, progress: bool, **kw: Any) -> None:
     """Run the graft pipeline over SOURCE: a manifest (.yaml, see specs/zoo.md) or a folder of .onnx models.
 
     Every finished step is journaled in OUTPUT/journal.jsonl; rerunning the same command resumes
     without redoing finished steps.  A model that fails is recorded and the batch goes on.
     Results: OUTPUT/summary.md and OUTPUT/summary.json.
     """
+    from .._progress import set_enabled
+    from ..threads import set_threads
     from ..zoo import ExecutorConfig, check_out_folder, run_zoo
 
+    set_enabled(progress)  # inherited by the worker processes, like the thread count below
+    set_threads(threads)  # onnxruntime sessions too: --threads per model, never the machine's core count
     if not Path(source).exists():
         raise BadInput(f"{source} not found: give a manifest .yaml or a folder of .onnx models")
     manifest = _manifest(source, kw)

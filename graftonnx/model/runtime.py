@@ -74,11 +74,16 @@ def expose(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
 
 
 def session(model: onnx.ModelProto, threads: int = 0) -> ort.InferenceSession:
-    """An onnxruntime CPU session; ``threads=0`` lets onnxruntime choose."""
+    """An onnxruntime CPU session; ``threads=0``: the shared count (:func:`graftonnx.threads.current_threads`).
+
+    Why not onnxruntime's own choice: it sizes the pool from the machine's cores, ignoring
+    affinity, cgroup quota and sibling worker processes, and oversubscribes a busy machine.
+    """
+    from ..threads import current_threads
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
+    opts.intra_op_num_threads = threads or current_threads()
     try:
         return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's pybind errors (Fail, InvalidGraph, ...) share no public base

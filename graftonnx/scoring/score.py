@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx
-from tqdm.auto import tqdm
 
+from .._progress import bar as progress_bar
 from ..bounds.stream import unstable_counts
 from ..data.dataset import Dataset
 from ..errors import BadInput
@@ -36,7 +36,7 @@ def instability_counts(model: onnx.ModelProto, data: Dataset, sites: Sequence[Re
                        bound: str = "ibp", batch_size: int = 256,
                        progress: bool = True) -> dict[str, np.ndarray]:
     """Per site, per neuron (flat): the number of images whose ε-ball makes the neuron unstable."""
-    with tqdm(total=len(data), desc=f"bounds ({bound}, eps={eps:g})", unit="img", disable=not progress,
+    with progress_bar(total=len(data), desc=f"bounds ({bound}, eps={eps:g})", unit="img", progress=progress,
               leave=False) as bar:
         counts = unstable_counts(bound, model, data.x, eps, data.input_range, sites, batch_size, bar.update)
     return {name: per.reshape(-1) for name, per in counts.per_neuron.items()}

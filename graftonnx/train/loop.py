@@ -21,8 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+from .._progress import bar as progress_bar
 from .attacks import fgsm_rs, input_grad, uniform_in_ball
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -129,7 +129,7 @@ def _run_epoch(model: nn.Module, opt: torch.optim.SGD, groups: ParamGroups, x: t
     loss_sum = correct = robust = seen = 0.0
     lr = 0.0
     model.train()
-    bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+    bar = progress_bar(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress, leave=False)
     for b in bar:
         idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
         factor = 0.5 * (1.0 + math.cos(math.pi * (epoch * n_batches + b) / total_steps))

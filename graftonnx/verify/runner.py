@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from .._progress import bar as progress_bar
 from ..bench.spec import Property
 from ..bench.vnnlib import read_vnnlib
 from ..errors import BadInput, GraftError, GraftFailure
@@ -179,7 +178,7 @@ def verify_benchmark(bench_dir: str | Path, backend: str, options: Any = None,
     todo = [i for i in instances if (i.key, be.name) not in done]
     logs = journal.path.with_suffix(".logs")
     crashed = 0
-    with tqdm(total=len(instances), initial=len(instances) - len(todo), disable=not progress, unit="inst",
+    with progress_bar(total=len(instances), initial=len(instances) - len(todo), progress=progress, unit="inst",
               desc=f"verify ({be.name})") as bar:
         for inst, res in _execute(backend, be, options, root, todo, timeout, logs, workers):
             if res is None:
