@@ -6,13 +6,14 @@ from typing import Any
 
 import click
 
+from .._progress import set_enabled
 from ..bench import check_benchmark_output, export_benchmark
 from ..bench.settings import ExportSettings
 from ..errors import BadInput
 from ..model import inspect_model, load_model
 from ..model.loader import check_finite_weights
 from ..settings import from_options, options
-from ._base import echo_json, main
+from ._base import echo_json, main, progress_option
 from ._data_options import data_options, load_from_options
 
 __all__ = ["export_cmd"]
@@ -26,8 +27,10 @@ __all__ = ["export_cmd"]
 @click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False),
               help="Benchmark folder to create.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@progress_option
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-def export_cmd(models: tuple[str, ...], eps: float, output: str, force: bool, as_json: bool, **kw: Any) -> None:
+def export_cmd(models: tuple[str, ...], eps: float, output: str, force: bool, as_json: bool, progress: bool,
+               **kw: Any) -> None:
     """Export MODEL... with L∞ robustness properties of --data images as a VNN-COMP benchmark folder.
 
     Images are picked in a --seed shuffled order; the data's --mean/--std are folded into the
@@ -35,6 +38,7 @@ def export_cmd(models: tuple[str, ...], eps: float, output: str, force: bool, as
     2.0/ (VNN-LIB 2.0), instances.csv, a README.md, a LICENSE and generate_properties.py SEED with its data/
     (numpy only), as the VNN-COMP rules ask; summed timeouts over 6 hours are refused unless --allow-over-6h.
     """
+    set_enabled(progress)  # the bars of the stages it runs (attacks, bounds)
     x = from_options(ExportSettings, kw)
     check_benchmark_output(output, force)
     if kw.get("data") is None:

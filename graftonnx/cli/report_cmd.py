@@ -6,12 +6,13 @@ from typing import Any
 
 import click
 
+from .._progress import set_enabled
 from ..data.dataset import Dataset
 from ..errors import BadInput
 from ..model.info import ModelInfo
 from ..report import ReportOptions, build_report, check_report_output, write_report
 from ..settings import from_options, options
-from ._base import echo_json, main
+from ._base import echo_json, main, progress_option
 from ._data_options import data_options, load_from_options
 
 __all__ = ["report_cmd"]
@@ -38,16 +39,18 @@ def _data_loader(kw: dict[str, Any]) -> Any:
 @options(ReportOptions, exclude=("seed",))
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Write the figures (see --format).")
 @click.option("--force", is_flag=True, help="Replace an existing report folder.")
+@progress_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @data_options
 def report_cmd(results: tuple[str, ...], bench: str, output: str, plots: bool, force: bool, as_json: bool,
-               **kw: Any) -> None:
+               progress: bool, **kw: Any) -> None:
     """Summarise RESULTS journals (from `graftonnx verify`) of the benchmark --bench into the folder -o.
 
     Writes report.md, report.csv, report.json and the figures va, times, cactus and
     unr_layers (.png, or --format pdf/svg).  The benchmark's models take raw pixels
     (normalisation folded in), so give --data unnormalised.
     """
+    set_enabled(progress)  # the bars of the stages it runs (attacks, bounds)
     opts = from_options(ReportOptions, kw)
     check_report_output(output, force)
     if opts.eps is not None and kw.get("data") is None:

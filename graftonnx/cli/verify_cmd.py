@@ -14,7 +14,7 @@ import click
 from ..settings import from_options, options
 from ..verify import backend_options, option_classes, verify_benchmark
 from ..verify.settings import VerifySettings
-from ._base import echo_json, main
+from ._base import echo_json, main, progress_option
 
 __all__ = ["verify_cmd"]
 
@@ -27,7 +27,7 @@ __all__ = ["verify_cmd"]
                    "<results without .jsonl>.logs/.")
 @options(*option_classes(), defaults={"device": None})
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@progress_option
 def verify_cmd(bench_dir: str, results: str, as_json: bool, progress: bool, **kw: Any) -> None:
     """Verify every instance of BENCH_DIR (instances.csv: onnx,vnnlib,timeout) and journal the verdicts.
 
