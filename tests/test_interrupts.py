@@ -55,9 +55,11 @@ def _no_temp(folder: Path) -> None:
 
 
 def _check_exit(rc: int, err: str) -> None:
-    assert rc in (0, 130), (rc, err[-800:])
+    # -SIGINT: Python ends a run interrupted in C code by re-raising SIGINT on itself, which a shell reports as
+    # 130 like sys.exit(130); either way the one "interrupted" line must be there and no traceback.
+    assert rc in (0, 130, -signal.SIGINT), (rc, err[-800:])
     assert "Traceback" not in err, err[-2000:]
-    if rc == 130:
+    if rc != 0:
         assert "graftonnx: interrupted" in err
 
 
