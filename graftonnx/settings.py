@@ -178,10 +178,17 @@ def problem(cls: type, name: str, value: Any) -> str | None:
         value = _coerce(_hints(cls)[name], value, k)
     except ValueError as exc:
         return str(exc)
+    return _value_problem(k, value)
+
+
+def _value_problem(k: Knob, value: Any) -> str | None:
+    """Choices and check of an already coerced value."""
+    if value is None:
+        return None
     allowed = choices_of(k)
-    if value is not None and allowed is not None and value not in allowed:
+    if allowed is not None and value not in allowed:
         return f"{value!r} is not one of {', '.join(allowed)}"
-    return k.check(value) if k.check is not None and value is not None else None
+    return k.check(value) if k.check is not None else None
 
 
 class Settings:
@@ -192,10 +199,11 @@ class Settings:
         for f, k in knobs(type(self)):
             v = getattr(self, f.name)
             try:
-                object.__setattr__(self, f.name, _coerce(hints[f.name], v, k))
+                value = _coerce(hints[f.name], v, k)
             except ValueError as exc:
                 raise BadInput(f"{flag_of(f, k)} {v!r}: {exc}") from None
-            bad = problem(type(self), f.name, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+            bad = _value_problem(k, value)
             if bad:
                 raise BadInput(f"{flag_of(f, k)} {v!r}: {bad}")
         self.cross_check()

@@ -18,7 +18,7 @@ import onnx
 import pytest
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from onnx import numpy_helper
 
@@ -104,6 +104,7 @@ _MANIFEST = st.fixed_dictionaries(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=_MANIFEST)
+@example(raw={"models": [{"path": "a.onnx"}], "defaults": {"finetune": 1e39}})  # found by this test: a TypeError
 def test_random_manifests_parse_or_fail_with_one_line(raw: dict, tmp_path: Path) -> None:
     p = tmp_path / "m.yaml"
     p.write_text(yaml.safe_dump(raw, allow_unicode=True))

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -16,7 +16,8 @@ import click
 from .._version import __version__
 from ..errors import GraftError
 
-__all__ = ["main", "run_api", "echo_json", "GraftGroup", "progress_option", "PROGRESS_HELP", "THREADS_HELP"]
+__all__ = ["given_on_command_line", "main", "run_api", "echo_json", "GraftGroup", "progress_option", "PROGRESS_HELP",
+           "THREADS_HELP"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +63,12 @@ PROGRESS_HELP = ("Show progress bars (on a terminal; when stderr is not a termin
                  "line instead).")
 THREADS_HELP = ("Threads for torch and onnxruntime in this process and its workers. 0 = auto: the cores this "
                 "process may use (CPU affinity and cgroup quota), at most OMP_NUM_THREADS when that is set.")
+
+
+def given_on_command_line(names: Iterable[str]) -> list[str]:
+    """The keyword names among ``names`` the user typed on this command line (not defaults)."""
+    ctx = click.get_current_context()
+    return [n for n in names if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
 
 
 def progress_option(fn: F) -> F:

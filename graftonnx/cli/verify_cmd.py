@@ -14,7 +14,7 @@ import click
 from ..settings import from_options, options
 from ..verify import backend_options, option_classes, verify_benchmark
 from ..verify.settings import VerifySettings
-from ._base import echo_json, main, progress_option
+from ._base import echo_json, given_on_command_line, main, progress_option
 
 __all__ = ["verify_cmd"]
 
@@ -34,9 +34,7 @@ def verify_cmd(bench_dir: str, results: str, as_json: bool, progress: bool, **kw
     Every sat is re-run in onnxruntime; an invalid counterexample is recorded as error.
     """
     s = from_options(VerifySettings, kw)
-    ctx = click.get_current_context()
-    given = [k for k in kw if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
-    opts = backend_options(s.backend, kw, given=given)
+    opts = backend_options(s.backend, kw, given=given_on_command_line(kw))
     summary = verify_benchmark(bench_dir, s.backend, opts, results, s.timeout, s.workers, progress)
     counts = summary.counts()
     if as_json:

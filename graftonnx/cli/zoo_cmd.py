@@ -18,7 +18,7 @@ import click
 
 from ..engine.executors import EXECUTORS
 from ..errors import BadInput, GraftFailure
-from ._base import echo_json, main, progress_option
+from ._base import echo_json, given_on_command_line, main, progress_option
 
 __all__ = ["zoo_cmd"]
 
@@ -73,12 +73,10 @@ def _template(kw: dict[str, Any]) -> Any:
     if not ratios or _ratios(ratios):
         raise BadInput(f"--ratios {kw['ratios']}: every ratio must be in (0, 1], e.g. --ratios 0.3,0.5")
     sections = {n: from_options(cls, kw, prefix=f"{n}-") for n, cls in _sections().items()}
-    finetune = sections.pop("finetune") if kw["finetune"] else None
-    sections.pop("finetune", None)
+    trained = sections.pop("finetune")
+    finetune = trained if kw["finetune"] else None
     builtin = {k: sections.pop(k) for k in ("export", "verify")}
-    ctx = click.get_current_context()
-    given = [k for k in kw if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
-    backend = backend_options(builtin["verify"].backend, kw, prefix="verify-", given=given)
+    backend = backend_options(builtin["verify"].backend, kw, prefix="verify-", given=given_on_command_line(kw))
     return ModelEntry("template", "", ratios, from_options(GraftSettings, kw), from_options(DataSpec, kw), finetune,
                       **builtin, backend=backend, extra=tuple(sorted(sections.items())))
 
@@ -89,9 +87,7 @@ def _manifest(source: str, kw: dict[str, Any]) -> Any:
     p = Path(source)
     if p.is_dir():
         return manifest_from_folder(p, _template(kw))
-    ctx = click.get_current_context()
-    given = [o.name for o in _stage_params() if o.name and
-             ctx.get_parameter_source(o.name) == click.core.ParameterSource.COMMANDLINE]
+    given = given_on_command_line(o.name for o in _stage_params() if o.name)
     if given:
         flag = "--" + given[0].replace("_", "-")
         raise BadInput(f"{flag} applies to a folder of models; with a manifest put it under 'defaults:' in {p}")

@@ -108,9 +108,6 @@ class Ctx:
     def output(self, step: str, key: str) -> Path:
         return self.root / self.done[step].outputs[key]
 
-    def metrics(self, step: str) -> dict[str, Any]:
-        return self.done[step].metrics
-
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
             self._cache[key] = make()

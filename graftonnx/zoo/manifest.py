@@ -77,10 +77,6 @@ class ModelEntry:
     def eps(self) -> float:
         return self.graft.eps
 
-    @property
-    def seed(self) -> int:
-        return self.graft.seed
-
     def data_spec(self) -> DataSpec:
         return replace(self.data, seed=self.graft.seed)
 
@@ -189,9 +185,9 @@ def _finetune(raw: dict[str, Any], defaults: dict[str, Any], where: _Where, path
               ) -> TrainConfig | None:
     if "finetune" not in raw and "finetune" not in defaults:
         return None
-    merged = {**(defaults.get("finetune") or {}), **(raw.get("finetune") or {})}
-    if merged.get("epochs") == 0:  # ``epochs: 0`` skips the step
-        return None
+    parts = [src.get("finetune") or {} for src in (defaults, raw)]
+    if all(isinstance(x, dict) for x in parts) and {**parts[0], **parts[1]}.get("epochs") == 0:
+        return None  # ``epochs: 0`` skips the step (a section that is not a mapping is reported by _section)
     return _section("finetune", TrainConfig, raw, defaults, where, path, TrainConfig(progress=False))
 
 
