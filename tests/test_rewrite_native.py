@@ -138,3 +138,33 @@ def test_export_writes_the_verifier_ready_form(resnet_pair, tmp_path: Path, cifa
     assert res.exit_code == 0, res.output
     assert read_grafts(load_model(tmp_path / "m" / "onnx" / "g.onnx"))
     assert "verifier-ready" not in (tmp_path / "m" / "README.md").read_text()
+
+
+def test_per_neuron_graft_with_uniform_line_keeps_its_record() -> None:
+    """Found by the fuzz test: a per-neuron graft on a one-channel map whose a and b are 0 everywhere.
+
+    Its a/b constants look per-channel, so the Mul/Add → 1×1 Conv pass used to convert them,
+    the a/b initialisers vanished and the graft record was dropped, while the per-position
+    keep mask and the 16-neuron Relu stayed: the report then claimed a site it did not convert.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def init(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.normal(0, 0.6, size=shape).astype(np.float32), name)
+
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["t1"], name="conv1", kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["t1"], ["t2"], name="relu2"),
+             helper.make_node("Flatten", ["t2"], ["t3"], name="flat", axis=1),
+             helper.make_node("Gemm", ["t3", "w2", "b2"], ["t4"], name="gemm4", transB=1)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                          [helper.make_tensor_value_info("t4", TensorProto.FLOAT, [1, 2])],
+                          [init("w0", 1, 1, 1, 1), init("b0", 1), init("w2", 2, 16), init("b2", 2)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    grafted = apply_plan(m, GraftPlan((LayerPlan("relu2", "neuron", (0,), (0.0,), (0.0,)),)), inspect_model(m))
+    out, rep = native_form(grafted)
+    assert [r.site for r in read_grafts(out, check=True)] == ["relu2"]  # still in mask form, still recorded
+    assert rep.relu_neurons_after == 16 and any(s.startswith("relu2:") for s in rep.skipped)
+    x = random_inputs((1, 4, 4), 32, 0.0, 1.0, seed=0)
+    assert compare(ort_callable(grafted), ort_callable(out), x).max_abs_diff <= 1e-5

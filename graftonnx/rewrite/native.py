@@ -94,8 +94,11 @@ def channel_consts_to_conv(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Sim
     """Each ``x ∘ c`` with ∘ in Mul/Add/Sub/Div and c per channel of a 4-D ``x`` becomes a 1×1 Conv.
 
     Only after the first Conv (the input's normalisation stays as it is: no verifier needs
-    bounds there).  ``x / c`` becomes ``x · (1/c)``, exact up to one rounding.
+    bounds there).  ``x / c`` becomes ``x · (1/c)``, exact up to one rounding.  The ops of a
+    site still in mask form are left alone: its per-position keep mask stays anyway, and its
+    graft record (which names a and b) must keep pointing at live initialisers.
     """
+    masked = tuple(f"{r.site}/graft_" for r in read_grafts(model))
     graph = gs.import_onnx(model)
     graph.toposort()
     names = [t.name for n in graph.nodes for t in n.outputs]
@@ -103,7 +106,7 @@ def channel_consts_to_conv(model: onnx.ModelProto) -> tuple[onnx.ModelProto, Sim
     folded, seen_conv = [], False
     for node in list(graph.nodes):
         seen_conv = seen_conv or node.op == "Conv"
-        if not seen_conv or node.op not in _CHANNEL_OPS or len(node.inputs) != 2:
+        if not seen_conv or node.op not in _CHANNEL_OPS or len(node.inputs) != 2 or node.name.startswith(masked):
             continue
         x = node.inputs[0]
         shape = shapes.get(x.name) if const_of(x) is None else None
