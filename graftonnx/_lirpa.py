@@ -164,6 +164,12 @@ class LirpaModel:
     full: Any
     prefix_out: str | None
     chunk: int
+    device: torch.device = torch.device("cpu")
+
+    def box(self, lo: np.ndarray, hi: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """NumPy boxes (float32) as tensors on the module's device, through :meth:`inner_box`."""
+        return self.inner_box(torch.from_numpy(np.ascontiguousarray(lo, np.float32)).to(self.device),
+                              torch.from_numpy(np.ascontiguousarray(hi, np.float32)).to(self.device))
 
     def inner_box(self, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The box after the input prefix: exact, since each prefix op is monotone per element."""
@@ -175,7 +181,7 @@ class LirpaModel:
         return torch.minimum(a, b), torch.maximum(a, b)
 
 
-def _build(model: onnx.ModelProto, extra_opts: Mapping[str, Any]) -> LirpaModel:
+def _build(model: onnx.ModelProto, extra_opts: Mapping[str, Any], device: torch.device) -> LirpaModel:
     from .model.info import input_prefix
     from .model.transform import strip_prefix
     from .torch_bridge import to_torch
@@ -187,10 +193,11 @@ def _build(model: onnx.ModelProto, extra_opts: Mapping[str, Any]) -> LirpaModel:
     net = (to_torch(inner) if prefix else to_torch(model)).eval().inline_constants()
     for p in (*net.parameters(), *full.parameters()):
         p.requires_grad_(False)
-    x = torch.rand((2, *net.input_shape), generator=torch.Generator().manual_seed(0))
+    full, net = full.to(device), net.to(device)
+    x = torch.rand((2, *net.input_shape), generator=torch.Generator().manual_seed(0)).to(device)
     with _quiet():
         opts = dict(BOUNDING_OPTS, conv_mode=_conv_mode(inner, net.shapes), **extra_opts)
-        bm = lirpa.BoundedModule(net, (x,), bound_opts=opts, device="cpu", verbose=False)
+        bm = lirpa.BoundedModule(net, (x,), bound_opts=opts, device=str(device), verbose=False)
     # auto_LiRPA 0.6.0 defines compare_with_IBP (used by compare_crown_with_ibp) but never binds it.
     bm.compare_with_IBP = types.MethodType(_state["interval_bound"].compare_with_IBP, bm)
     relus = [n for n in bm.nodes() if type(n).__name__ == "BoundRelu"]
@@ -199,7 +206,8 @@ def _build(model: onnx.ModelProto, extra_opts: Mapping[str, Any]) -> LirpaModel:
     inputs = dict(zip((name for name, _ in net.relu_nodes), (r.inputs[0] for r in relus), strict=True))
     _check_mapping(bm, net, x, inputs)
     chunk = _chunk(net.input_shape, [net.shapes[pre] for _, pre in net.relu_nodes])
-    return LirpaModel(bm, inputs, _final_node(list(inputs.values())), full, inner_name if prefix else None, chunk)
+    return LirpaModel(bm, inputs, _final_node(list(inputs.values())), full, inner_name if prefix else None, chunk,
+                      device)
 
 
 def _chunk(input_shape: tuple[int, ...], pre_shapes: list[tuple[int, ...]]) -> int:
@@ -271,16 +279,21 @@ def _check_mapping(bm: Any, net: Any, x: torch.Tensor, inputs: dict[str, Any]) -
                                "the traced graph does not match the ONNX graph")
 
 
-def lirpa_model(model: onnx.ModelProto | ModelHandle, extra_opts: Mapping[str, Any] | None = None) -> LirpaModel:
-    """The traced ``model`` with bound options :data:`BOUNDING_OPTS` + conv mode + ``extra_opts`` (JSON-like).
+def lirpa_model(model: onnx.ModelProto | ModelHandle, extra_opts: Mapping[str, Any] | None = None,
+                device: torch.device | None = None) -> LirpaModel:
+    """The traced ``model`` with bound options :data:`BOUNDING_OPTS` + conv mode + ``extra_opts`` (JSON-like),
+    on ``device`` (default: :func:`graftonnx.device.current`).
 
     Built once per model and options, kept with its handle (a proto: :func:`content_handle`,
     as bound methods get protos).  The options are set here and nowhere else: a caller
     that needs others (the verifier's α-CROWN iterations) passes them and gets its own module.
     """
     h = model if isinstance(model, ModelHandle) else content_handle(model)
+    from .device import current
+
+    dev = current() if device is None else device
     opts = copy.deepcopy(dict(extra_opts or {}))  # ours: a caller's later change cannot reach the module
-    return h.derived(("lirpa", json.dumps(opts, sort_keys=True)), lambda: _build(h.proto, opts))
+    return h.derived(("lirpa", json.dumps(opts, sort_keys=True), str(dev)), lambda: _build(h.proto, opts, dev))
 
 
 def _check_boxes(lo: np.ndarray, hi: np.ndarray, sample_shape: tuple[int, ...]) -> None:
@@ -296,12 +309,13 @@ def _check_boxes(lo: np.ndarray, hi: np.ndarray, sample_shape: tuple[int, ...]) 
 def _bound_chunk(bounded: LirpaModel, lo: np.ndarray, hi: np.ndarray, names: Sequence[str],
                  method: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     lirpa = auto_lirpa()
-    tlo, thi = bounded.inner_box(torch.from_numpy(lo), torch.from_numpy(hi))
+    tlo, thi = bounded.box(lo, hi)
     x = lirpa.BoundedTensor((tlo + thi) / 2, lirpa.PerturbationLpNorm(norm=float("inf"), x_L=tlo, x_U=thi))
     try:
         with torch.no_grad(), _quiet():
             bounded.module.compute_bounds(x=(x,), method=method, final_node_name=bounded.final)
-            return {n: (bounded.inputs[n].lower.numpy().copy(), bounded.inputs[n].upper.numpy().copy()) for n in names}
+            return {n: (bounded.inputs[n].lower.cpu().numpy().copy(), bounded.inputs[n].upper.cpu().numpy().copy())
+                    for n in names}
     finally:
         # Drop this chunk's bounds and relaxations now (not at the next call): memory stays flat.
         bounded.module._clear_and_set_new(interm_bounds=None)

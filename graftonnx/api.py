@@ -88,7 +88,7 @@ def score(model: ModelLike, data: DataLike = None, settings: GraftSettings | Non
     h = open_model(model)
     ds = load_data(data, h.info)
     return score_model(h.proto, ds, eps=s.eps, bound=s.bound, significance=s.significance, info=h.info,
-                       batch_size=s.batch_size, progress=progress, model_name=h.name)
+                       batch_size=s.batch_size, progress=progress, model_name=h.name, device=s.device)
 
 
 def plan(model: ModelLike, data: DataLike = None, settings: GraftSettings | None = None,

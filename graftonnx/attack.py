@@ -3,7 +3,8 @@
 Why one: RA (``evaluate``, finetune validation), ``export --skip attacked`` and the lirpa
 backend all ask the same question of a box ``[lo, hi]`` (a VNN-LIB property; the clipped
 ε-ball is :func:`pgd`).  Sign steps, success checked at every step, random starts from a
-``torch.Generator`` seeded from ``seed``.  Torch only, so the verifier imports no training.
+``torch.Generator`` seeded from ``seed`` (drawn on the CPU, so CUDA gets the same starts).
+Torch only, so the verifier imports no training.
 Step ``(hi − lo)/8`` per coordinate whatever the step count: measured stronger than the old
 RA rule 2.5·ε/steps and than 1.25·(hi − lo)/steps (benchmarks/bench_pgd.py; numbers in
 specs/formats-vnnlib.md, "PGD").
@@ -74,8 +75,8 @@ def pgd_box(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor
     gen = torch.Generator().manual_seed(cfg.seed)
     x, lo, hi = x.detach(), lo.detach(), hi.detach()
     best = x.clone()
-    best_loss = torch.full((len(x),), -float("inf"))
-    fooled = torch.zeros(len(x), dtype=torch.bool)
+    best_loss = torch.full((len(x),), -float("inf"), device=x.device)
+    fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     was_training = model.training
     model.eval()
     try:
@@ -85,7 +86,7 @@ def pgd_box(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor
                 break
             lo_i, hi_i = lo[idx], hi[idx]
             start = x[idx] if cfg.clean_start and run == 0 else \
-                lo_i + (hi_i - lo_i) * torch.rand(lo_i.shape, generator=gen, dtype=x.dtype)
+                lo_i + (hi_i - lo_i) * torch.rand(lo_i.shape, generator=gen, dtype=x.dtype).to(x.device)
             _run(model, start, y, idx, lo_i, hi_i, cfg, best, best_loss, fooled)
     finally:
         model.train(was_training)
@@ -106,7 +107,7 @@ def _run(model: nn.Module, cur: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
          hi: torch.Tensor, cfg: PgdConfig, best: torch.Tensor, best_loss: torch.Tensor, fooled: torch.Tensor) -> None:
     """One PGD run from ``cur`` on the samples ``idx``; updates best/best_loss/fooled in place."""
     y0, step = y[idx], cfg.step(lo, hi)
-    active = torch.ones(len(idx), dtype=torch.bool)
+    active = torch.ones(len(idx), dtype=torch.bool, device=cur.device)
     for i in range(cfg.steps + 1):
         cur = cur.detach().requires_grad_(True)
         loss, wrong = _objective(model(cur), y0, cfg.loss)

@@ -22,6 +22,7 @@ from . import api
 from ._io import atomic_write_text
 from .data import load_dataset
 from .data.dataset import Dataset, DataSpec
+from .device import device_knob
 from .engine import DONE, PIPELINES, Ctx, Step, fingerprint, make_jobs, run_batch
 from .errors import BadInput, GraftFailure
 from .settings import Settings, above, at_least, knob, to_dict, within
@@ -67,6 +68,7 @@ class DemoConfig(Settings):
     epochs: int = knob(20, "Training epochs.", check=at_least(1))
     seed: int = knob(0, "Random seed (split, training, selection).")
     progress: bool = knob(True, "Show progress bars.", runtime=True)
+    device: str = device_knob()
 
     def fingerprint(self) -> str:
         return fingerprint(to_dict(self))
@@ -96,7 +98,8 @@ def _splits(ctx: Ctx) -> tuple[Dataset, Dataset]:
 def _cfg(c: DemoConfig, epochs: int, lr: float) -> Any:
     from .train import TrainConfig
 
-    return TrainConfig(epochs=epochs, eps=c.eps, lr=lr, batch_size=64, seed=c.seed, progress=c.progress)
+    return TrainConfig(epochs=epochs, eps=c.eps, lr=lr, batch_size=64, seed=c.seed, progress=c.progress,
+                       device=c.device)
 
 
 def _train(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
@@ -125,11 +128,11 @@ def _finetune(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
     return {"model": ctx.rel(ctx.dir / "tuned.onnx")}, {}
 
 
-def _measure(name: str, model: object, test: Dataset, eps: float) -> DemoRow:
+def _measure(name: str, model: object, test: Dataset, eps: float, device: str = "auto") -> DemoRow:
     from .train import EvalConfig, evaluate
 
     m = api.load(model)
-    ev = evaluate(m, test, EvalConfig(eps=eps, steps=20, restarts=1))
+    ev = evaluate(m, test, EvalConfig(eps=eps, steps=20, restarts=1, device=device))
     info = api.inspect(m)
     return DemoRow(name, ev.sa, ev.ra, sum(api.unr(m, test, eps, "ibp").values()),
                    sum(api.unr(m, test, eps, "crown").values()), info.n_neurons)
@@ -139,7 +142,7 @@ def _measure_all(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
     c, (train, test) = ctx.config, _splits(ctx)
     names = ("baseline", f"grafted {c.ratio:.0%} (no finetune)", f"grafted {c.ratio:.0%} + finetune")
     steps = ("train", "graft", "finetune")
-    rows = [_measure(n, ctx.output(s, "model"), test, c.eps) for n, s in zip(names, steps, strict=True)]
+    rows = [_measure(n, ctx.output(s, "model"), test, c.eps, c.device) for n, s in zip(names, steps, strict=True)]
     return {}, {"rows": [asdict(r) for r in rows], "n_train": len(train), "n_test": len(test)}
 
 

@@ -200,19 +200,19 @@ def test_mean_without_std_is_recorded(work: Path) -> None:
     assert (ds.mean, ds.std) == ((0.5,), (1.0,))
 
 
-def test_device_cuda_with_lirpa(work: Path) -> None:
+def test_another_backends_flag_with_lirpa(work: Path) -> None:
     bench = work / "bench"
     shutil.copytree(CORPUS / "bench_header", bench)
-    _fails(work, ["verify", str(bench), "--device", "cuda", "--results", str(work / "out" / "r.jsonl")],
-           "--device is not an option of backend 'lirpa'")
+    _fails(work, ["verify", str(bench), "--mip", "--results", str(work / "out" / "r.jsonl")],
+           "--mip is not an option of backend 'lirpa'")
 
 
-def test_verify_device_cuda_with_lirpa_in_zoo_folder_mode(work: Path) -> None:
+def test_another_backends_flag_with_lirpa_in_zoo_folder_mode(work: Path) -> None:
     folder = work / "models"
     folder.mkdir()
     shutil.copy(work / "tiny_ok.onnx", folder / "tiny_ok.onnx")
     _fails(work, ["zoo", str(folder), "-o", str(work / "zoo"), "--data", str(work / "data_ok.npz"),
-                  "--verify-device", "cuda"], "--verify-device is not an option of backend 'lirpa'")
+                  "--verify-mip"], "--verify-mip is not an option of backend 'lirpa'")
 
 
 EPS_NAN = {"score": ["-o", "{out}/s.json"], "plan": ["-o", "{out}/p.json"], "graft": ["-o", "{out}/g.onnx"],

@@ -75,7 +75,7 @@ def test_every_graft_knob_is_a_cli_flag_and_a_manifest_key(tmp_path: Path) -> No
 def _every_field_changed() -> GraftSettings:
     s = GraftSettings(init="fit", eps=0.05, bound="ibp", significance="act", batch_size=17, criterion="random",
                       ratio=0.3, scope="per-layer", granularity="neuron", layers=("1",), stages=3, seed=7,
-                      schedule="total")
+                      schedule="total", device="cpu")
     defaults = GraftSettings()
     same = [f.name for f in fields(s) if getattr(s, f.name) == getattr(defaults, f.name)
             and f.name not in ("bound", "granularity", "count")]  # count: exclusive with ratio, checked below

@@ -160,6 +160,11 @@ def test_ray_and_process_pool_match_sequential(tmp_path: Path, digits_net: Path)
     ray_run = run_zoo(man, tmp_path / "ray", "ray", ExecutorConfig(num_cpus=2))
     assert [o.status for o in ray_run.outcomes] == [o.status for o in pool.outcomes] == ["done", "done"]
     assert _rows(tmp_path / "ray") == _rows(tmp_path / "pool") == _rows(tmp_path / "local")
+    for model in ("mnist256", "digits"):  # each model's instances ran as Ray tasks: the same verdicts one by one
+        runs = [[{k: v for k, v in json.loads(x).items() if k in ("instance", "verdict", "counterexample")}
+                 for x in (tmp_path / run / model / "verify.jsonl").read_text().splitlines()]
+                for run in ("local", "ray")]
+        assert sorted(runs[0], key=str) == sorted(runs[1], key=str) and runs[0]
 
 
 def _wait_lines(path: Path, n: int, proc: subprocess.Popen, limit: float = 120) -> None:
@@ -251,7 +256,7 @@ def test_verify_section_takes_the_chosen_backends_own_knobs(tmp_path: Path) -> N
     p.write_text("models:\n  - path: a.onnx\n    verify: {backend: neuralsat, mip: true, timeout: 9}\n")
     (e,) = load_manifest(p).entries
     assert (e.verify.backend, e.backend.mip, e.verify.timeout) == ("neuralsat", True, 9.0)
-    assert e.to_json()["verify"] == {"backend": "neuralsat", "timeout": 9.0, "workers": 1, "device": "cpu",
+    assert e.to_json()["verify"] == {"backend": "neuralsat", "timeout": 9.0, "workers": 1, "device": "auto",
                                      "mip": True}  # grace_s is a runtime knob: no result depends on it
     p.write_text("models:\n  - path: a.onnx\n    verify: {backend: lirpa, mip: true}\n")
     with pytest.raises(BadInput, match=r"line 3: models\[0\] key 'verify.mip': unknown key for backend 'lirpa'"):

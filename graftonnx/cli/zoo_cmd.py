@@ -45,8 +45,7 @@ def _stage_params() -> list[click.Parameter]:
         owned = ("eps", "seed") if name == "finetune" else ()
         opts += option_list(cls, prefix={cls: f"{name}-"}, exclude=[f"{name}_{k}" for k in owned], runtime=False)
     backends = option_classes()
-    return opts + option_list(*backends, prefix={c: "verify-" for c in backends}, defaults={"verify_device": None},
-                              runtime=False)
+    return opts + option_list(*backends, prefix={c: "verify-" for c in backends}, runtime=False)
 
 
 class _ZooCommand(click.Command):
@@ -103,7 +102,8 @@ def _terminate(signum: int, frame: Any) -> None:
 @click.option("-o", "--output", "output", default="zoo-out", show_default=True, type=click.Path(),
               help="Output folder (created; an existing one is resumed from its journal.jsonl).")
 @click.option("--executor", type=click.Choice(EXECUTORS.keys()), default="local", show_default=True,
-              help="local: this process (or --workers processes); ray: one Ray task per model.")
+              help="local: this process (or --workers processes); ray: one Ray task per model, its verification "
+                   "instances one task each.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Models at once with --executor local.")
 @click.option("--ray-address", default=None, help="Ray cluster to join (e.g. ray://host:10001). Default: start a "

@@ -10,6 +10,7 @@ import onnx
 from .._progress import bar as progress_bar
 from ..bounds.stream import unstable_counts
 from ..data.dataset import Dataset
+from ..device import using
 from ..errors import BadInput
 from ..model.info import ModelInfo, ReluSite, inspect_model
 from ..model.runtime import OrtRunner
@@ -44,11 +45,12 @@ def instability_counts(model: onnx.ModelProto, data: Dataset, sites: Sequence[Re
 
 def score_model(model: onnx.ModelProto, data: Dataset, *, eps: float, bound: str = "ibp",
                 significance: str = "grad", info: ModelInfo | None = None, batch_size: int = 256,
-                progress: bool = True, model_name: str = "") -> ScoreTable:
+                progress: bool = True, model_name: str = "", device: str = "cpu") -> ScoreTable:
     """Instability and significance scores for every ReLU neuron of ``model`` on ``data``.
 
     Instability of a neuron = fraction of images whose L∞ ε-ball (raw pixel space,
-    clipped to the valid range) makes it unstable (l < 0 < u) under ``bound``.
+    clipped to the valid range) makes it unstable (l < 0 < u) under ``bound``.  Torch work
+    (CROWN bounds, gradients) runs on ``device`` (``auto``: CUDA when there is one).
     """
     if not eps >= 0:
         raise BadInput(f"--eps {eps} is negative: give the L∞ radius in raw pixel units (e.g. 0.02)")
@@ -58,9 +60,10 @@ def score_model(model: onnx.ModelProto, data: Dataset, *, eps: float, bound: str
     info = info or inspect_model(model)
     prepared = prepared_model(model, data)
     sites = info.relus
-    counts = instability_counts(prepared, data, sites, eps, bound, batch_size, progress)
-    ctx = ScoringContext(prepared, data.x, labels_for(prepared, data, batch_size), sites, batch_size)
-    sig = criterion(ctx)
+    with using(device):
+        counts = instability_counts(prepared, data, sites, eps, bound, batch_size, progress)
+        ctx = ScoringContext(prepared, data.x, labels_for(prepared, data, batch_size), sites, batch_size)
+        sig = criterion(ctx)
     n = len(data)
     scores = tuple(SiteScore(s.name, s.shape, counts[s.name] / n, np.asarray(sig[s.name], np.float64).ravel(),
                              float(counts[s.name].sum() / n)) for s in sites)

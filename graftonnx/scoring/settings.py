@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..device import device_knob
 from ..settings import Settings, at_least, knob, stage
 
 __all__ = ["ScoreSettings", "DEFAULT_EPS"]
@@ -39,3 +40,4 @@ class ScoreSettings(Settings):
     significance: str = knob("grad", "Significance: grad = mean |dL/dz| (paper), act = mean |z|, taylor = "
                                      "mean |z·dL/dz|.", choices=_significance)
     batch_size: int = knob(256, "Images bounded at once (memory stays flat for any --n).", check=at_least(1))
+    device: str = device_knob()

@@ -20,7 +20,7 @@ __all__ = ["fgsm_rs", "input_grad", "uniform_in_ball"]
 def uniform_in_ball(x: torch.Tensor, eps: float, lo: float, hi: float,
                     generator: torch.Generator | None) -> torch.Tensor:
     """A uniform random point of the ε-ball around ``x``, clipped to ``[lo, hi]``."""
-    noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * (2 * eps) - eps
+    noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device) * (2 * eps) - eps  # CPU draw
     return (x + noise).clamp(lo, hi)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ..device import device_knob
 from ..errors import BadInput
 from ..settings import Settings, at_least, knob, knobs, stage
 
 __all__ = ["TrainConfig", "RUNTIME_FIELDS"]
-
 
 
 def _below_one(v: float) -> str | None:
@@ -53,6 +53,7 @@ class TrainConfig(Settings):
     val_steps: int = knob(10, "PGD steps of the per-epoch validation attack.", check=at_least(0))
     val_restarts: int = knob(1, "PGD restarts of the per-epoch validation attack.", check=at_least(1))
     seed: int = knob(0, "Random seed (random selection, synthetic inputs, training, export order).")
+    device: str = device_knob()
     checkpoint: str | None = knob(None, "Write a checkpoint here after every epoch.", runtime=True, metavar="PATH")
     resume: bool = knob(False, "Continue the run saved in --checkpoint.", runtime=True)
     progress: bool = knob(True, "Show a progress bar.", runtime=True)

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..attack import PgdConfig, pgd
 from ..data.dataset import Dataset
+from ..device import device_knob, module_device, resolve
 from ..model import inspect_model, prepend_normalisation
 from ..model.runtime import OrtRunner
 from ..settings import Settings, above, at_least, knob
@@ -39,6 +40,7 @@ class EvalConfig(Settings):
                                    check=above(0))
     seed: int = knob(0, "Random seed (attack starts).")
     batch_size: int = knob(256, "Images attacked at once.", check=at_least(1))
+    device: str = device_knob()
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,10 @@ def torch_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     was = model.training
     model.eval()
     correct = robust = 0
+    dev = module_device(model)
     try:
         for s in range(0, len(x), batch_size):
-            xb, yb = x[s:s + batch_size], y[s:s + batch_size]
+            xb, yb = x[s:s + batch_size].to(dev), y[s:s + batch_size].to(dev)
             with torch.no_grad():
                 ok = model(xb).argmax(1) == yb
             correct += int(ok.sum())
@@ -111,17 +114,23 @@ def evaluate(model: onnx.ModelProto, data: Dataset, cfg: EvalConfig, module: nn.
     attacked = confirmed = 0
     if cfg.eps > 0 and ok.any():
         module = module if module is not None else pixel_module(model, data)
+        home, dev = module_device(module), resolve(cfg.device)
+        module.to(dev)
         idx = np.flatnonzero(ok)
         lo, hi = data.input_range
-        for s in range(0, len(idx), cfg.batch_size):
-            b = idx[s:s + cfg.batch_size]
-            adv, fooled = pgd(module, x[b], y[b], PgdConfig(cfg.eps, cfg.steps, cfg.restarts, cfg.step_size,
-                                                             cfg.seed + s), lo, hi)
-            hits = b[fooled.numpy()]
-            attacked += len(hits)
-            real = _confirm(runner, adv[fooled].numpy(), data, hits, cfg.eps)
-            confirmed += int(real.sum())
-            ok[hits[real]] = False
+        try:
+            for s in range(0, len(idx), cfg.batch_size):
+                b = idx[s:s + cfg.batch_size]
+                adv, fooled = pgd(module, x[b].to(dev), y[b].to(dev),
+                                  PgdConfig(cfg.eps, cfg.steps, cfg.restarts, cfg.step_size, cfg.seed + s), lo, hi)
+                adv, fooled = adv.cpu(), fooled.cpu()
+                hits = b[fooled.numpy()]
+                attacked += len(hits)
+                real = _confirm(runner, adv[fooled].numpy(), data, hits, cfg.eps)
+                confirmed += int(real.sum())
+                ok[hits[real]] = False
+        finally:
+            module.to(home)  # a caller's module goes back where it was
     return EvalResult(len(data), n_correct, int(ok.sum()), attacked, confirmed, attacked - confirmed,
                       cfg.eps, cfg.steps, cfg.restarts, time.perf_counter() - start)
 

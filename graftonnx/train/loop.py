@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._progress import bar as progress_bar
+from ..device import module_device, resolve
 from .attacks import fgsm_rs, input_grad, uniform_in_ball
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -58,12 +59,14 @@ class TrainResult:
     grafted: bool
     seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    device: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
         best = next((h for h in self.history if h.epoch == self.best_epoch), None)
         return {"config": self.config.to_dict(), "best_epoch": self.best_epoch,
                 "best": None if best is None else best.__dict__, "n_train": self.n_train, "n_val": self.n_val,
-                "grafted": self.grafted, "seconds": round(self.seconds, 3), "notes": list(self.notes),
+                "grafted": self.grafted, "seconds": round(self.seconds, 3), "device": self.device,
+                "notes": list(self.notes),
                 "history": [h.__dict__ for h in self.history]}
 
 
@@ -129,21 +132,23 @@ def _run_epoch(model: nn.Module, opt: torch.optim.SGD, groups: ParamGroups, x: t
     loss_sum = correct = robust = seen = 0.0
     lr = 0.0
     model.train()
+    dev = module_device(model)
     bar = progress_bar(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=cfg.progress, leave=False)
     for b in bar:
         idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
         factor = 0.5 * (1.0 + math.cos(math.pi * (epoch * n_batches + b) / total_steps))
         for g in opt.param_groups:
             g["lr"] = lr = g["base_lr"] * factor
-        loss, clean, adv = fat_loss(model, x[idx], y[idx], cfg, bounds[0], bounds[1], gen)
+        xb, yb = x[idx].to(dev), y[idx].to(dev)
+        loss, clean, adv = fat_loss(model, xb, yb, cfg, bounds[0], bounds[1], gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if groups.grafted:
             groups.clamp_slopes(*cfg.slope_range)
         loss_sum += float(loss.detach()) * len(idx)
-        correct += float((clean.argmax(1) == y[idx]).sum())
-        robust += float((adv.argmax(1) == y[idx]).sum())
+        correct += float((clean.argmax(1) == yb).sum())
+        robust += float((adv.argmax(1) == yb).sum())
         seen += len(idx)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", SA=f"{correct / seen:.3f}",
                         RA=f"{robust / seen:.3f}" if cfg.eps > 0 else "-")
@@ -170,8 +175,14 @@ def _score(stats: EpochStats) -> tuple[float, float]:
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
         input_range: tuple[float, float] = (0.0, 1.0), notes: tuple[str, ...] = ()) -> TrainResult:
-    """Train ``model`` (pixel-space input) in place on ``(x, y)``; leaves it at the best epoch's weights."""
+    """Train ``model`` (pixel-space input) in place on ``(x, y)``; leaves it at the best epoch's weights.
+
+    It trains on ``cfg.device`` (batches moved there one at a time; the data stays on the
+    CPU) and is back on the CPU when this returns.
+    """
     start = time.perf_counter()
+    dev = resolve(cfg.device)
+    model.to(dev)
     groups = param_groups(model)
     if cfg.freeze_weights:
         groups.freeze_weights()
@@ -198,5 +209,6 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
     best_epoch = max(history, key=_score).epoch if history else 0
     if best_state is not None and stop == cfg.epochs:
         model.load_state_dict(best_state)
+    model.to("cpu")
     return TrainResult(cfg, tuple(history), best_epoch, len(xt), len(xv), groups.grafted,
-                       time.perf_counter() - start, notes)
+                       time.perf_counter() - start, notes, dev.type)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from ...device import DEVICES, device_knob
 from ...errors import BadInput
 from ...settings import Settings, at_least, knob
 from ...verifier_shims import LAUNCHER
@@ -46,7 +47,7 @@ GRACE_S = 15.0
 GAVE_UP = 0.9
 #: Run in the chosen interpreter: its torch version and whether clamp's bound gradient is 0 there.
 _PROBE = ("import torch; x = torch.tensor([0.0, 1.0], requires_grad=True); torch.clamp(x, 0.0, 1.0).sum().backward(); "
-          "print(torch.__version__, bool((x.grad == 0).all()))")
+          "print(torch.__version__, bool((x.grad == 0).all()), torch.cuda.is_available())")
 _WORDS = {v.value: v for v in Verdict if v is not Verdict.ERROR}
 
 
@@ -79,19 +80,31 @@ def abcrown_python(path: str | os.PathLike[str] | None) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _torch_of(python: str) -> tuple[str, bool]:
-    """(torch version, clamp gradient frozen) of ``python``; BadInput when it cannot import torch."""
+def _torch_of(python: str) -> tuple[str, bool, bool]:
+    """(torch version, clamp gradient frozen, CUDA seen) of ``python``; BadInput when it cannot import torch."""
     try:
         out = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=300, check=True)
-        version, frozen = out.stdout.split()[-2:]
+        version, frozen, cuda = out.stdout.split()[-3:]
     except (subprocess.SubprocessError, OSError, ValueError) as exc:
         raise BadInput(f"{python} cannot import torch ({exc}): give α,β-CROWN's own interpreter with "
                        "--abcrown-python or $ABCROWN_PY") from None
-    return version, frozen == "True"
+    return version, frozen == "True", cuda == "True"
+
+
+def abcrown_device(python: str, device: str) -> str:
+    """``--device`` for the checkout's interpreter: ``auto`` is whatever *its* torch sees (a CPU
+    build beside a GPU runs on the CPU); ``cuda`` there without CUDA is one BadInput line."""
+    if device not in DEVICES:
+        raise BadInput(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
+    version, _, cuda = _torch_of(python)
+    if device == "cuda" and not cuda:
+        raise BadInput(f"--device cuda: torch {version} of α,β-CROWN's interpreter {python} sees no CUDA GPU; "
+                       "use --device cpu or auto, or a CUDA build of torch in the checkout's venv")
+    return "cuda" if device == "cuda" or (device == "auto" and cuda) else "cpu"
 
 
 def _warn_frozen(python: str) -> None:
-    version, frozen = _torch_of(python)
+    version, frozen, _ = _torch_of(python)
     if frozen:
         warnings.warn(f"{python} runs torch {version}, whose clamp gradient freezes α-CROWN's slopes; graftonnx "
                       "restores it in the α,β-CROWN process (graftonnx/verifier_shims.py), but the checkout's own "
@@ -159,8 +172,7 @@ class AbcrownOptions(Settings):
                             flag="--abcrown", metavar="PATH")
     python: str | None = knob(None, "abcrown: interpreter that runs abcrown.py (the checkout's own venv). "
                                     "Default: $ABCROWN_PY, else this one.", flag="--abcrown-python", metavar="PATH")
-    device: str = knob("cuda", "neuralsat, abcrown: device (default: cpu for neuralsat, cuda for abcrown).",
-                       choices=("cpu", "cuda"))
+    device: str = device_knob(runtime=False)
     conv_mode: str = knob("patches", "abcrown: convolution mode; instances whose model has an elementwise "
                                      "non-scalar constant on a feature map (a per-neuron conv graft) run in matrix "
                                      "mode, which is all auto_LiRPA bounds.", choices=("patches", "matrix"))
@@ -209,8 +221,8 @@ class AbcrownBackend:
         base, sets = load_base(opts.config), parse_overrides(opts.set or ())
         root = abcrown_root(opts.path)
         _warn_frozen(python)
-        backend = cls(root, python, opts.device, opts.conv_mode, opts.sparse_interm, opts.grace_s, opts.branching,
-                      base, sets)
+        backend = cls(root, python, abcrown_device(python, opts.device), opts.conv_mode, opts.sparse_interm,
+                      opts.grace_s, opts.branching, base, sets)
         if base or sets:  # a misspelled key: one error now, not a crash per instance
             check_with_checkout(python, root, backend.config(60.0, root).as_dict())
         return backend

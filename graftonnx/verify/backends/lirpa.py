@@ -1,4 +1,4 @@
-"""auto_LiRPA (embedded, CPU, incomplete): IBP, CROWN or α-CROWN on the margins, plus an attack.
+"""auto_LiRPA (embedded, CPU or CUDA, incomplete): IBP, CROWN or α-CROWN on the margins, plus an attack.
 
 Why incomplete is still useful: one bound pass per instance costs milliseconds to
 seconds, which is exactly the quantity grafting improves (fewer unstable ReLUs → tighter
@@ -21,6 +21,7 @@ import torch
 from ..._lirpa import LirpaModel, auto_lirpa, lirpa_model
 from ...bench.spec import Property
 from ...bench.vnnlib import read_vnnlib
+from ...device import device_knob, resolve
 from ...errors import BadInput
 from ...model.handle import open_model
 from ...settings import Settings, knob
@@ -35,7 +36,7 @@ LIRPA_VERIFY_METHODS = {"ibp": "IBP", "crown": "CROWN", "alpha-crown": "CROWN-Op
 _VERIFY_OPTS = {"optimize_bound_args": {"iteration": 20, "lr_alpha": 0.1, "early_stop_patience": 5}}
 
 
-def _net(onnx_path: str | os.PathLike[str]) -> LirpaModel:
+def _net(onnx_path: str | os.PathLike[str], device: torch.device | None = None) -> LirpaModel:
     """The model traced for verification, once per model file and process (a benchmark reuses one model many times).
 
     The bounded module comes from :func:`graftonnx._lirpa.lirpa_model`, the one place that
@@ -44,13 +45,13 @@ def _net(onnx_path: str | os.PathLike[str]) -> LirpaModel:
     ``matrix``) and CROWN is intersected with IBP.  The α-CROWN options are given there,
     so this module is not the one scoring uses (which keeps auto_LiRPA's defaults).
     """
-    return lirpa_model(open_model(onnx_path), _VERIFY_OPTS)  # open_model names nodes: sites match by name
+    return lirpa_model(open_model(onnx_path), _VERIFY_OPTS, device)  # open_model names nodes: sites match by name
 
 
 def _margin_matrix(prop: Property) -> torch.Tensor:
     """C with rows ``e_label − e_j`` (j ≠ label): ``C @ y`` are the margins that must stay positive."""
     others = [j for j in range(prop.n_classes) if j != prop.label]
-    c = torch.zeros((1, len(others), prop.n_classes))
+    c = torch.zeros((1, len(others), prop.n_classes))  # on the CPU: callers move it
     for row, j in enumerate(others):
         c[0, row, prop.label], c[0, row, j] = 1.0, -1.0
     return c
@@ -59,14 +60,14 @@ def _margin_matrix(prop: Property) -> torch.Tensor:
 def margin_lower_bounds(net: LirpaModel, prop: Property, method: str) -> np.ndarray:
     """Lower bounds of ``Y_label − Y_j`` for every j ≠ label over the property's box."""
     lirpa = auto_lirpa()
-    lo = torch.from_numpy(prop.lower.astype(np.float32).reshape((1, *net.full.input_shape)))
-    hi = torch.from_numpy(prop.upper.astype(np.float32).reshape((1, *net.full.input_shape)))
-    lo, hi = net.inner_box(lo, hi)
+    shape = (1, *net.full.input_shape)
+    lo, hi = net.box(prop.lower.reshape(shape), prop.upper.reshape(shape))
     x = lirpa.BoundedTensor((lo + hi) / 2, lirpa.PerturbationLpNorm(norm=float("inf"), x_L=lo, x_U=hi))
     grad = torch.enable_grad() if method == "CROWN-Optimized" else torch.no_grad()
     with grad:
-        lb, _ = net.module.compute_bounds(x=(x,), C=_margin_matrix(prop), method=method, bound_upper=False)
-    return lb.detach().numpy().ravel()
+        lb, _ = net.module.compute_bounds(x=(x,), C=_margin_matrix(prop).to(net.device), method=method,
+                                          bound_upper=False)
+    return lb.detach().cpu().numpy().ravel()
 
 
 def pgd_attack(model: torch.nn.Module, prop: Property, input_shape: tuple[int, ...], steps: int = 40,
@@ -76,12 +77,14 @@ def pgd_attack(model: torch.nn.Module, prop: Property, input_shape: tuple[int, .
     The shared :func:`graftonnx.attack.pgd_box` on the margin: box centre, then ``restarts`` random starts.
     """
     from ...attack import PgdConfig, pgd_box
+    from ...device import module_device
 
-    lo = torch.from_numpy(prop.lower.astype(np.float32)).reshape((1, *input_shape))
-    hi = torch.from_numpy(prop.upper.astype(np.float32)).reshape((1, *input_shape))
+    dev = module_device(model)
+    lo = torch.from_numpy(prop.lower.astype(np.float32)).reshape((1, *input_shape)).to(dev)
+    hi = torch.from_numpy(prop.upper.astype(np.float32)).reshape((1, *input_shape)).to(dev)
     cfg = PgdConfig(steps=steps, restarts=restarts + 1, seed=seed, loss="margin", clean_start=True)
-    x, fooled = pgd_box(model, (lo + hi) / 2, torch.tensor([prop.label]), lo, hi, cfg)
-    return x.numpy().ravel().astype(np.float64) if bool(fooled[0]) else None
+    x, fooled = pgd_box(model, (lo + hi) / 2, torch.tensor([prop.label], device=dev), lo, hi, cfg)
+    return x.cpu().numpy().ravel().astype(np.float64) if bool(fooled[0]) else None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class LirpaOptions(Settings):
 
     method: str = knob("crown", "lirpa: bound method (ibp, crown, or alpha-crown after CROWN).",
                        choices=tuple(LIRPA_VERIFY_METHODS))
+    device: str = device_knob(runtime=False)
 
 
 @BACKENDS.register("lirpa")
@@ -98,22 +102,27 @@ class LirpaBackend:
     """Incomplete verification in-process; ``method`` is ibp, crown or alpha-crown."""
 
     method: str = "crown"
+    device: str = "auto"
     name: str = "lirpa"
-    parallel_ok: bool = True
     Options: ClassVar[type] = LirpaOptions
 
+    @property
+    def parallel_ok(self) -> bool:  # worker processes on one GPU would compete for it
+        return resolve(self.device).type == "cpu"
+
     def __post_init__(self) -> None:
-        LirpaOptions(self.method)  # the same check as the flag's
+        LirpaOptions(self.method, self.device)  # the same check as the flag's
 
     @classmethod
     def from_options(cls, opts: LirpaOptions) -> LirpaBackend:
-        return cls(method=opts.method)
+        resolve(opts.device)  # cuda without a GPU: one line before any instance runs
+        return cls(method=opts.method, device=opts.device)
 
     def verify(self, onnx_path: Path, vnnlib_path: Path, timeout: float, workdir: Path) -> Result:
         t0 = time.monotonic()
         prop = read_vnnlib(vnnlib_path)
         p = Path(onnx_path)
-        net = _net(p)
+        net = _net(p, resolve(self.device))
         shape = tuple(net.full.input_shape)
 
         def res(verdict: Verdict, message: str, cex: Counterexample | None = None) -> Result:

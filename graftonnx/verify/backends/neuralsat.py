@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from ...device import device_knob, resolve
 from ...errors import BadInput
 from ...settings import Settings, at_least, knob
 from ...verifier_shims import LAUNCHER
@@ -77,8 +78,7 @@ def parse_neuralsat(result_text: str | None, log_text: str) -> tuple[Verdict, st
 class NeuralsatOptions(Settings):
     """The neuralsat backend's knobs."""
 
-    device: str = knob("cpu", "neuralsat, abcrown: device (default: cpu for neuralsat, cuda for abcrown).",
-                       choices=("cpu", "cuda"))
+    device: str = device_knob(runtime=False)
     mip: bool = knob(False, "neuralsat: MIP verification/tightening (needs a full Gurobi licence beyond 2000 "
                             "variables).")
     grace_s: float = knob(GRACE_S, "Wall seconds after the timeout before the verifier is killed (start-up); an "
@@ -108,7 +108,7 @@ class NeuralsatBackend:
     @classmethod
     def from_options(cls, opts: NeuralsatOptions) -> NeuralsatBackend:
         neuralsat_dir()  # a missing verifier is the user's to fix: fail before any instance is journaled
-        return cls(device=opts.device, grace_s=opts.grace_s, mip=opts.mip)
+        return cls(device=resolve(opts.device).type, grace_s=opts.grace_s, mip=opts.mip)  # NeuralSAT shares our torch
 
     def command(self, onnx_path: Path, vnnlib_path: Path, timeout: float, result_file: Path) -> list[str]:
         return [sys.executable, str(LAUNCHER), "main.py", "--net", str(Path(onnx_path).resolve()), "--spec",
