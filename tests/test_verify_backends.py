@@ -150,3 +150,30 @@ def test_neuralsat_mip_off_by_default(tmp_path: Path) -> None:
     assert json.loads(settings.read_text()) == {"use_mip_verify": False, "use_mip_tightening": False}
     assert "--setting_file" not in NeuralsatBackend(mip=True).command(Path("n.onnx"), Path("p.vnnlib"), 10.0, result)
     assert NeuralsatBackend.from_options(NeuralsatOptions(mip=True)).mip
+
+
+@pytest.mark.slow
+def test_ray_fans_instances_out_with_the_local_results(bench: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--executor ray``: one Ray task per instance on a local Ray of 2 CPUs, the same verdicts as locally."""
+    pytest.importorskip("ray", reason="ray is not installed (pip install ray)")
+    import graftonnx.verify.runner as runner
+    from graftonnx.engine.executors import ExecutorConfig
+
+    calls = []
+
+    def counting(fn, args, resources):
+        calls.append((fn.__name__, len(args), resources))
+        yield from real(fn, args, resources)
+
+    real = runner.ray_map
+    monkeypatch.setattr(runner, "ray_map", counting)
+    local = verify_benchmark(bench, "lirpa", LirpaOptions(), tmp_path / "local.jsonl", progress=False)
+    res = CliRunner().invoke(main, ["verify", str(bench), "--executor", "ray", "--num-cpus", "2", "--json",
+                                    "--no-progress", "--results", str(tmp_path / "ray.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert calls == [("_pool_run", len(local.results), {"num_cpus": 1})]
+    on_ray = Journal(tmp_path / "ray.jsonl").load()
+    assert {k: r.verdict for k, r in on_ray.items()} == {(r.instance, "lirpa"): r.verdict for r in local.results}
+    sat = next(r for r in on_ray.values() if r.verdict == "sat")
+    assert sat.counterexample is not None  # re-checked in onnxruntime here, in the driver

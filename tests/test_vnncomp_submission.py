@@ -138,9 +138,22 @@ def test_gz_only(tmp_path: Path, blockers: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     assert _generate(copy, 3, blockers).returncode == 0 and _files(copy) == names
-    # graftonnx verify does not read .gz files yet (verify/runner.py, bench/vnnlib.py): a clean refusal
-    res = CliRunner().invoke(main, ["verify", str(out), "--backend", "lirpa", "--results", str(tmp_path / "r.jsonl"),
-                                    "--no-progress"])
+    # graftonnx verify runs a .gz-only folder from gunzipped copies, journaled under the listed names,
+    # with the same verdicts as the plain folder of the same seed
+    runs = {}
+    for name, folder in (("gz", out), ("plain", tmp_path / "plain")):
+        if name == "plain":
+            assert _export(folder, instances=2)[0] == 0
+        res = CliRunner().invoke(main, ["verify", str(folder), "--backend", "lirpa", "--json", "--no-progress",
+                                        "--results", str(tmp_path / f"{name}.jsonl")])
+        assert res.exit_code == 0, res.output
+        runs[name] = json.loads(res.output)["results"]
+    assert [r["model"] for r in runs["gz"]] == [r[0] for r in rows]  # the listed .onnx.gz names
+    assert [r["verdict"] for r in runs["gz"]] == [r["verdict"] for r in runs["plain"]]
+    assert _files(out) == names  # the benchmark folder is untouched: copies live beside the journal
+    (copy / "vnnlib" / Path(rows[0][1]).name).write_bytes(b"\x1f\x8b broken")
+    res = CliRunner().invoke(main, ["verify", str(copy), "--backend", "lirpa", "--results",
+                                    str(tmp_path / "broken.jsonl"), "--no-progress"])
     assert res.exit_code == 2 and "Traceback" not in res.output and ".vnnlib.gz" in res.output
     code, output = _export(tmp_path / "both", "--gz", "--gz-only")
     assert code == 2 and "contradict" in output and not (tmp_path / "both").exists()

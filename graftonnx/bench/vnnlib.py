@@ -13,6 +13,7 @@ exponent), so reading a file back reproduces the float32 box bit for bit.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 from collections.abc import Iterable
@@ -66,13 +67,16 @@ def read_vnnlib(path: str | os.PathLike[str]) -> Property:
 
 
 def read_vnnlib_text(path: str | os.PathLike[str]) -> str:
-    """The text of a vnnlib file (either version), or BadInput saying why it cannot be read."""
+    """The text of a vnnlib file (either version; ``.gz``: gzipped), or BadInput saying why it cannot be read."""
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"vnnlib file {p} not found: check the path")
     try:
+        if p.suffix == ".gz":
+            with gzip.open(p, "rt", encoding="utf-8") as fh:
+                return fh.read()
         return p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read vnnlib file {p} ({type(exc).__name__}): is it a text file?") from None
 
 

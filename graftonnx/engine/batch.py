@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def run_batch(jobs: Sequence[Job], out: Path, executor: str = "local", cfg: Exec
     journal.repair()  # before any worker appends: drop torn/garbled lines, one warning each
     _check_journal(jobs, journal)
     outcomes = []
-    for outcome in ex.run(jobs):
+    for outcome in ex.run([replace(j, executor=executor) for j in jobs]):
         outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)

@@ -73,6 +73,7 @@ class Job:
     journal: str
     threads: int = 1
     key: str = ""  # settings fingerprint; default: of ``config``
+    executor: str = "local"  # where the batch runs: a step may fan its own work out the same way (verify)
 
     @property
     def fingerprint(self) -> str:

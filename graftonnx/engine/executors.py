@@ -10,18 +10,20 @@ appends to (the out folder must be on a shared filesystem for a multi-machine cl
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import BadInput, GraftError
 from ..registry import Registry
 from .core import Job, Outcome, run_job
 
-__all__ = ["ExecutorConfig", "Executor", "EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor"]
+__all__ = ["ExecutorConfig", "Executor", "EXECUTORS", "LocalExecutor", "RayExecutor", "make_executor", "ray_map",
+           "ray_session"]
 
 
 @dataclass(frozen=True)
@@ -85,40 +87,60 @@ class RayExecutor:
     name: str = "ray"
 
     def run(self, jobs: Sequence[Job]) -> Iterator[Outcome]:
-        try:
-            import ray
-        except ImportError:
-            raise BadInput("--executor ray needs Ray: pip install ray, or use --executor local") from None
-        started = not ray.is_initialized()
-        if started:
-            self._init(ray)
-        try:
-            task = ray.remote(num_cpus=1, max_retries=0)(run_job)
-            pending = {task.remote(job): job for job in jobs}
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                job = pending.pop(ready[0])
-                try:
-                    yield ray.get(ready[0])
-                except ray.exceptions.RayTaskError as exc:
-                    if isinstance(exc.cause, GraftError):  # e.g. disk full: the same error as the local executor
-                        raise exc.cause from None
-                    yield _crashed(job, type(exc).__name__)
-                except ray.exceptions.RayError as exc:
-                    yield _crashed(job, type(exc).__name__)
-        finally:
-            if started:
-                ray.shutdown()
+        with ray_session(self.cfg) as ray:
+            for i, outcome, exc in ray_map(run_job, [(job,) for job in jobs], {"num_cpus": 1}):
+                if exc is None:
+                    yield outcome
+                elif isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, GraftError):
+                    raise exc.cause from None  # e.g. disk full: the same error as the local executor
+                else:
+                    yield _crashed(jobs[i], type(exc).__name__)
 
-    def _init(self, ray: object) -> None:
-        kw: dict[str, object] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+
+@contextlib.contextmanager
+def ray_session(cfg: ExecutorConfig) -> Iterator[Any]:
+    """The ``ray`` module, connected: joins ``cfg.ray_address`` or starts a local Ray of ``cfg.num_cpus``
+    (stopped at the end); inside a Ray task (already connected) it uses that cluster as it is."""
+    try:
+        import ray
+    except ImportError:
+        raise BadInput("--executor ray needs Ray: pip install ray, or use --executor local") from None
+    started = not ray.is_initialized()
+    if started:
+        _init(ray, cfg)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def ray_map(fn: Callable[..., Any], args: Sequence[tuple[Any, ...]], resources: dict[str, float]
+            ) -> Iterator[tuple[int, Any, BaseException | None]]:
+    """``fn(*a)`` for every ``a`` as Ray tasks (``resources`` each, no retries), yielded as they finish:
+    ``(index, result, None)``, or ``(index, None, the Ray error)`` for a task that failed or died."""
+    import ray
+
+    task = ray.remote(max_retries=0, **resources)(fn)
+    pending = {task.remote(*a): i for i, a in enumerate(args)}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        i = pending.pop(ready[0])
         try:
-            if self.cfg.ray_address:
-                ray.init(address=self.cfg.ray_address, **kw)  # type: ignore[attr-defined]
-            else:
-                ray.init(num_cpus=self.cfg.num_cpus, **kw)  # type: ignore[attr-defined]
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = self.cfg.ray_address or "a local Ray"
-            msg = " ".join(str(exc).split())[:200]
-            raise BadInput(f"cannot start or reach {where} ({msg}): check --ray-address, or use --executor local") \
-                from None
+            yield i, ray.get(ready[0]), None
+        except ray.exceptions.RayError as exc:
+            yield i, None, exc
+
+
+def _init(ray: Any, cfg: ExecutorConfig) -> None:
+    kw: dict[str, object] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    try:
+        if cfg.ray_address:
+            ray.init(address=cfg.ray_address, **kw)
+        else:
+            ray.init(num_cpus=cfg.num_cpus, **kw)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = cfg.ray_address or "a local Ray"
+        msg = " ".join(str(exc).split())[:200]
+        raise BadInput(f"cannot start or reach {where} ({msg}): check --ray-address, or use --executor local") \
+            from None

@@ -11,37 +11,51 @@ crash, hang or garbage becomes that instance's ``error``/``timeout`` only; and e
 from __future__ import annotations
 
 import csv
+import gzip
 import multiprocessing
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write
 from .._progress import bar as progress_bar
 from ..bench.spec import Property
 from ..bench.vnnlib import read_vnnlib
+from ..engine.executors import ExecutorConfig, ray_map, ray_session
 from ..errors import BadInput, GraftError, GraftFailure
 from .backends.base import Backend, make_backend
 from .cexcheck import check_result
 from .journal import Journal
 from .result import VERDICTS, Result, Verdict
 
-__all__ = ["Instance", "RunSummary", "late_as_timeout", "read_instances", "run_instance", "verify_benchmark"]
+__all__ = ["Instance", "RunSummary", "late_as_timeout", "read_instances", "run_instance", "unpacked",
+           "verify_benchmark"]
 
 
 @dataclass(frozen=True)
 class Instance:
-    """One row of instances.csv, with paths relative to the benchmark folder."""
+    """One row of instances.csv, with paths relative to the benchmark folder.
+
+    ``files``: the (model, property) files the verifier runs when they are not the listed
+    ones, i.e. gunzipped copies of ``.onnx.gz`` / ``.vnnlib.gz`` (``export --gz-only``).
+    """
 
     key: str
     model: str
     vnnlib: str
     timeout: float
+    files: tuple[str, str] | None = None
+
+    def paths(self, root: Path) -> tuple[Path, Path]:
+        """The model and property files to run."""
+        return (Path(self.files[0]), Path(self.files[1])) if self.files else (root / self.model, root / self.vnnlib)
 
 
 @dataclass(frozen=True)
@@ -98,8 +112,43 @@ def read_instances(bench_dir: str | Path) -> tuple[Instance, ...]:
     return tuple(out)
 
 
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:150]
+
+
 def _workdir(logs: Path, inst: Instance) -> Path:
-    return logs / re.sub(r"[^A-Za-z0-9._-]+", "_", inst.key)[:150]
+    return logs / _safe(inst.key)
+
+
+def _gunzip(src: Path, dst: Path) -> Path:
+    """``src`` decompressed to ``dst`` (atomically; reused while newer than ``src``); BadInput when not gzip."""
+    if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with gzip.open(src, "rb") as fh, atomic_write(dst, "wb") as out:
+            shutil.copyfileobj(fh, out)
+    except (OSError, EOFError) as exc:
+        raise BadInput(f"cannot decompress {src} ({type(exc).__name__}: {exc}): is it a complete .gz file?") from None
+    return dst
+
+
+def unpacked(root: Path, instances: tuple[Instance, ...], cache: Path) -> tuple[Instance, ...]:
+    """The instances, those listing ``.gz`` files set to run gunzipped copies kept under ``cache``.
+
+    Why: VNN-COMP benchmarks may ship only ``.onnx.gz`` and ``.vnnlib.gz`` (the competition
+    scripts gunzip them first); verifiers read plain files.  Keys and journaled paths stay
+    the listed ones, so a journal means the same whichever form was run.
+    """
+    out = []
+    for inst in instances:
+        if not (inst.model.endswith(".gz") or inst.vnnlib.endswith(".gz")):
+            out.append(inst)
+            continue
+        files = tuple(str(_gunzip(root / rel, cache / _safe(rel[:-3])) if rel.endswith(".gz") else root / rel)
+                      for rel in (inst.model, inst.vnnlib))
+        out.append(replace(inst, files=files))  # type: ignore[arg-type]
+    return tuple(out)
 
 
 def late_as_timeout(res: Result, timeout: float) -> Result:
@@ -122,8 +171,7 @@ def run_instance(backend: Backend, root: Path, inst: Instance, timeout: float, l
     """Run one instance; any exception becomes an ``error`` Result for this instance only."""
     t0 = time.monotonic()
     try:
-        res = late_as_timeout(backend.verify(root / inst.model, root / inst.vnnlib, timeout, _workdir(logs, inst)),
-                              timeout)
+        res = late_as_timeout(backend.verify(*inst.paths(root), timeout, _workdir(logs, inst)), timeout)
     except Exception as exc:  # noqa: BLE001 - isolate the instance; the message keeps the reason
         msg = exc.message if isinstance(exc, GraftError) else f"{type(exc).__name__}: {exc}"
         res = Result(inst.key, inst.model, inst.vnnlib, backend.name, Verdict.ERROR, time.monotonic() - t0,
@@ -134,6 +182,21 @@ def run_instance(backend: Backend, root: Path, inst: Instance, timeout: float, l
 def _pool_run(name: str, options: Any, root: str, inst: Instance, timeout: float, logs: str) -> Result:
     """Worker-process entry point (the backend is rebuilt in the worker: no pickled state)."""
     return run_instance(make_backend(name, options), Path(root), inst, timeout, Path(logs))
+
+
+def _ray_execute(name: str, backend: Backend, options: Any, root: Path, todo: list[Instance], timeout: float | None,
+                 logs: Path, ray_cfg: ExecutorConfig) -> Iterator[tuple[Instance, Result | None]]:
+    """One Ray task per instance (1 CPU; a GPU backend also asks for 1 GPU, or runs here when the cluster has none)."""
+    with ray_session(ray_cfg) as ray:
+        resources: dict[str, float] = {"num_cpus": 1}
+        if not backend.parallel_ok:
+            if ray.cluster_resources().get("GPU", 0) < 1:
+                yield from _execute(name, backend, options, root, todo, timeout, logs, 1)
+                return
+            resources["num_gpus"] = 1
+        args = [(name, options, str(root), inst, timeout or inst.timeout, str(logs)) for inst in todo]
+        for i, res, exc in ray_map(_pool_run, args, resources):
+            yield todo[i], (None if exc is not None else res)
 
 
 def _execute(name: str, backend: Backend, options: Any, root: Path, todo: list[Instance],
@@ -157,12 +220,14 @@ def _execute(name: str, backend: Backend, options: Any, root: Path, todo: list[I
 
 def verify_benchmark(bench_dir: str | Path, backend: str, options: Any = None,
                      results: str | Path = "results.jsonl", timeout: float | None = None, workers: int = 1,
-                     progress: bool = True) -> RunSummary:
+                     progress: bool = True, ray: ExecutorConfig | None = None) -> RunSummary:
     """Verify every instance of ``bench_dir`` not yet in the ``results`` journal; return all their results.
 
     ``options`` are the backend's own (``BACKENDS.get(backend).Options``; None: its defaults).
     ``timeout`` overrides instances.csv's per-instance timeouts.  Backend, folder, journal
-    and every instance's files are validated before anything runs.
+    and every instance's files are validated before anything runs.  With ``ray`` the
+    instances run as Ray tasks (its cluster, or the one this process is a task of) instead
+    of ``workers`` local processes; results are journaled here, in this process, as they come.
     """
     if timeout is not None and not timeout > 0:
         raise BadInput(f"--timeout {timeout} must be positive")
@@ -177,14 +242,17 @@ def verify_benchmark(bench_dir: str | Path, backend: str, options: Any = None,
     done = journal.load(repair=True)  # nothing runs yet: drop torn/garbled lines, one warning each
     todo = [i for i in instances if (i.key, be.name) not in done]
     logs = journal.path.with_suffix(".logs")
+    todo = list(unpacked(root, tuple(todo), logs / "unpacked"))
     crashed = 0
     with progress_bar(total=len(instances), initial=len(instances) - len(todo), progress=progress, unit="inst",
               desc=f"verify ({be.name})") as bar:
-        for inst, res in _execute(backend, be, options, root, todo, timeout, logs, workers):
+        runs = (_execute(backend, be, options, root, todo, timeout, logs, workers) if ray is None else
+                _ray_execute(backend, be, options, root, todo, timeout, logs, ray))
+        for inst, res in runs:
             if res is None:
                 crashed += 1
                 continue
-            res = check_result(res, root / inst.model, props[inst.vnnlib])
+            res = check_result(res, inst.paths(root)[0], props[inst.vnnlib])
             journal.append(res)
             done[(inst.key, be.name)] = res
             bar.set_postfix_str(f"{inst.key}: {res.verdict}")

@@ -150,12 +150,15 @@ def _export(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def _verify(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
+    from ..engine.executors import ExecutorConfig
     from ..verify import VERDICTS, Verdict, verify_benchmark
 
     v = ctx.entry.verify
     bench = ctx.output("export", "bench")
     results = ctx.dir / "verify.jsonl"
-    summary = verify_benchmark(bench, v.backend, ctx.entry.backend, results, v.timeout, v.workers, progress=False)
+    fan_out = ExecutorConfig() if ctx.job.executor == "ray" else None  # under Ray: one task per instance
+    summary = verify_benchmark(bench, v.backend, ctx.entry.backend, results, v.timeout, v.workers, progress=False,
+                               ray=fan_out)
     per: dict[str, Any] = {}
     exported = {k.split(":", 1)[1]: p for k, p in ctx.done["export"].outputs.items() if k.startswith("onnx:")}
     for variant, onnx_rel in exported.items():
