@@ -32,6 +32,7 @@ EXCEPTIONS: dict[str, dict[str, str]] = {
     "--epochs": {"finetune": "finetuning needs fewer epochs than training from scratch"},
     "--lr": {"finetune": "finetuning starts from trained weights: a lower rate"},
     "--ratio": {"demo": "the demo has no --count, so it has a default ratio"},
+    "--init": {"tune": "every candidate gets only a brief finetune: the least-squares line (fit) starts closer"},
     "--timeout": {"verify": "an override of instances.csv's timeouts (export writes them): default none"},
     "--results": {"verify": "a JSONL journal of verdicts, not a run record (a rename is suggested in issue 14)"},
     "--bound": {"report": "same choices and default; its help (report/metrics.py, owned by the report work) "
@@ -87,7 +88,7 @@ def test_exceptions_are_real():
 def test_long_commands_take_progress_and_fixed_choices_are_choices():
     flags = _flags()
     for cmd in ("score", "plan", "graft", "demo", "finetune", "train", "evaluate", "simplify", "zoo", "inspect",
-                "verify", "export", "report"):
+                "verify", "export", "report", "tune"):
         assert cmd in flags["--progress"], f"{cmd} has no --progress/--no-progress"
     for flag in ("--init", "--criterion", "--bound", "--backend", "--verify-backend", "--executor"):
         for cmd, p in flags.get(flag, {}).items():

@@ -158,7 +158,6 @@ def test_ray_fans_instances_out_with_the_local_results(bench: Path, tmp_path: Pa
     """``--executor ray``: one Ray task per instance on a local Ray of 2 CPUs, the same verdicts as locally."""
     pytest.importorskip("ray", reason="ray is not installed (pip install ray)")
     import graftonnx.verify.runner as runner
-    from graftonnx.engine.executors import ExecutorConfig
 
     calls = []
 

@@ -13,7 +13,7 @@ from ._base import main
 from . import inspect_cmd  # noqa: E402,F401  isort: skip
 from . import score_cmd, plan_cmd, graft_cmd  # noqa: E402,F401  isort: skip
 from . import demo_cmd  # noqa: E402,F401  isort: skip
-from . import finetune_cmd, train_cmd, evaluate_cmd  # noqa: E402,F401  isort: skip
+from . import finetune_cmd, train_cmd, evaluate_cmd, tune_cmd  # noqa: E402,F401  isort: skip
 from . import export_cmd  # noqa: E402,F401  isort: skip
 from . import simplify_cmd  # noqa: E402,F401  isort: skip
 from . import verify_cmd  # noqa: E402,F401  isort: skip

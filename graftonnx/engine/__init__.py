@@ -6,10 +6,10 @@ a list of configurations run by :func:`run_batch`.
 """
 
 from .batch import check_out_folder, make_jobs, run_batch
-from .core import PIPELINES, Ctx, Job, Outcome, Step, fingerprint, run_job, sweep_temporaries
+from .core import PIPELINES, STOPPED, Ctx, Job, Outcome, Step, StopJob, fingerprint, run_job, sweep_temporaries
 from .executors import EXECUTORS, ExecutorConfig, make_executor
 from .journal import DONE, FAILED, Journal, StepRecord
 
 __all__ = ["check_out_folder", "make_jobs", "run_batch", "PIPELINES", "Ctx", "Job", "Outcome", "Step",
            "fingerprint", "run_job", "sweep_temporaries", "EXECUTORS", "ExecutorConfig", "make_executor", "DONE",
-           "FAILED", "Journal", "StepRecord"]
+           "FAILED", "Journal", "StepRecord", "STOPPED", "StopJob"]

@@ -31,7 +31,7 @@ from ..registry import Registry
 from .journal import DONE, FAILED, Journal, StepRecord
 
 __all__ = ["Step", "Job", "Ctx", "Outcome", "PIPELINES", "run_job", "fingerprint", "sweep_temporaries",
-           "StepFn"]
+           "StepFn", "StopJob", "STOPPED"]
 
 StepFn = Callable[["Ctx"], tuple[dict[str, str], dict[str, Any]]]
 
@@ -43,6 +43,15 @@ class Step:
     name: str
     run: StepFn
     needs: tuple[str, ...] = ()
+
+
+#: Outcome status of a job a step stopped (:class:`StopJob`): nothing failed, a rerun continues.
+STOPPED = "stopped"
+
+
+class StopJob(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a step that must not run now (a time budget is spent): the job ends ``stopped``,
+    the step is not journaled, and a rerun runs it."""
 
 
 #: pipeline name → ``steps(config) -> list[Step]``.
@@ -169,6 +178,8 @@ def _run_steps(job: Job) -> Outcome:
         try:
             ctx.dir.mkdir(parents=True, exist_ok=True)
             outputs, metrics = step.run(ctx)
+        except StopJob as stop:
+            return Outcome(job.name, STOPPED, f"{step.name}: {stop}", tuple(ran))
         except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the batch
             if isinstance(exc, OSError) and exc.errno in _FATAL_ERRNOS:  # the next job would fail alike
                 raise BadInput(f"cannot write under {ctx.dir} ({step.name}): {exc.strerror}; free space or fix the "

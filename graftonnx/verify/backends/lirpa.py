@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import onnx
 import torch
 
 from ..._lirpa import LirpaModel, auto_lirpa, lirpa_model
@@ -29,11 +30,17 @@ from ..cexcheck import cex_problem, onnx_logits
 from ..result import Counterexample, Result, Verdict
 from .base import BACKENDS, base_result
 
-__all__ = ["LirpaBackend", "LirpaOptions", "LIRPA_VERIFY_METHODS", "margin_lower_bounds", "pgd_attack"]
+__all__ = ["LirpaBackend", "LirpaOptions", "LIRPA_VERIFY_METHODS", "margin_lower_bounds", "pgd_attack", "bound_methods",
+           "certified_margin", "verification_model"]
 
 #: CLI name → auto_LiRPA ``compute_bounds`` method.
 LIRPA_VERIFY_METHODS = {"ibp": "IBP", "crown": "CROWN", "alpha-crown": "CROWN-Optimized"}
 _VERIFY_OPTS = {"optimize_bound_args": {"iteration": 20, "lr_alpha": 0.1, "early_stop_patience": 5}}
+
+
+def verification_model(model: onnx.ModelProto, device: torch.device | None = None) -> LirpaModel:
+    """An in-memory model traced with the verifier's α-CROWN options (what :func:`_net` gives for a file)."""
+    return lirpa_model(model, _VERIFY_OPTS, device)
 
 
 def _net(onnx_path: str | os.PathLike[str], device: torch.device | None = None) -> LirpaModel:
@@ -46,6 +53,22 @@ def _net(onnx_path: str | os.PathLike[str], device: torch.device | None = None) 
     so this module is not the one scoring uses (which keeps auto_LiRPA's defaults).
     """
     return lirpa_model(open_model(onnx_path), _VERIFY_OPTS, device)  # open_model names nodes: sites match by name
+
+
+def bound_methods(method: str) -> list[str]:
+    """auto_LiRPA methods run in order for ``method``: α-CROWN starts from CROWN's relaxation, so CROWN
+    runs first and the optimisation only when CROWN does not prove the property."""
+    return ["CROWN", "CROWN-Optimized"] if method == "alpha-crown" else [LIRPA_VERIFY_METHODS[method]]
+
+
+def certified_margin(net: LirpaModel, prop: Property, method: str) -> float:
+    """The smallest margin lower bound ``method`` proves over the property's box (> 0: verified)."""
+    worst = -float("inf")
+    for m in bound_methods(method):
+        worst = float(margin_lower_bounds(net, prop, m).min())
+        if worst > 0:
+            break
+    return worst
 
 
 def _margin_matrix(prop: Property) -> torch.Tensor:
@@ -132,9 +155,7 @@ class LirpaBackend:
         if prop.n_inputs != int(np.prod(shape)):
             raise BadInput(f"{vnnlib_path} has {prop.n_inputs} inputs but {p} takes {int(np.prod(shape))}: "
                            "pair each model with its own properties")
-        # α-CROWN starts from CROWN's relaxation: when CROWN already proves it, skip the optimisation.
-        methods = ["CROWN", "CROWN-Optimized"] if self.method == "alpha-crown" else [LIRPA_VERIFY_METHODS[self.method]]
-        for method in methods:
+        for method in bound_methods(self.method):
             worst = float(margin_lower_bounds(net, prop, method).min())
             if worst > 0:
                 return res(Verdict.UNSAT, f"{self.method}: min margin lower bound {worst:.4g} > 0")
