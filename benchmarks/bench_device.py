@@ -3,7 +3,7 @@
 What is timed (each the median of ``--repeats`` runs, after one warm-up run per device):
 
 * **finetune**: ``resnet_2b`` (VNN-COMP cifar2020) with half of every site's channels
-  grafted (a = 0.5, b = 0), two epochs of FAT + GradAlign at eps 2/255 on the 100 ERAN
+  grafted (a = 0.5, b = 0), twenty epochs of FAT + GradAlign at eps 2/255 on the 100 ERAN
   CIFAR-10 test images (there is no CIFAR training set here: this measures speed, not
   accuracy), batch 50, no validation split, exactly as ``graftonnx finetune --device D`` runs;
 * **score (crown)**: CROWN instability + gradient significance of every ReLU neuron of the
@@ -79,14 +79,14 @@ def run(repeats: int) -> dict[str, object]:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     times: dict[str, dict[str, float | None]] = {}
     for dev in devices:
-        cfg = TrainConfig(epochs=2, batch_size=50, lr=0.01, eps=EPS, val_fraction=0.0, progress=False, device=dev)
+        cfg = TrainConfig(epochs=20, batch_size=50, lr=0.01, eps=EPS, val_fraction=0.0, progress=False, device=dev)
         times[dev] = {
             "finetune_s": _median(lambda c=cfg: finetune(grafted, data, c), repeats),
             "score_crown_s": _median(lambda d=dev: api.score(base, data, eps=EPS, bound="crown", device=d), repeats),
         }
     cuda = times.get("cuda")
     return {
-        "what": "resnet_2b: finetune (half the channels grafted, 2 epochs, 100 ERAN CIFAR images, batch 50) and "
+        "what": "resnet_2b: finetune (half the channels grafted, 20 epochs, 100 ERAN CIFAR images, batch 50) and "
                 "CROWN scoring (100 images, eps 2/255); median of repeats after a warm-up",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "torch_threads": torch.get_num_threads(),
