@@ -82,10 +82,12 @@ def choose(rows: list[dict[str, Any]], order: tuple[str, ...]) -> str:
 
 def _markdown(s: TuneSummary, cfg: TuneConfig) -> str:
     t = cfg.tune
+    held = (f"{Path(cfg.heldout_data.source).name}, all {s.rows[0]['n_heldout']} images" if cfg.heldout_data
+            else f"{t.heldout:.0%} of {Path(cfg.data.source).name}, {s.rows[0]['n_heldout']} images")
     lines = [f"# graftonnx tune: {Path(cfg.model).name}", "",
              f"Chosen: **{s.chosen}** — the largest VA ({t.method}, ε = {cfg.graft.eps:g}, the first "
              f"{t.n_verify} held-out images) whose SA is within {t.max_sa_drop:g} pts of the original's "
-             f"(held out: {cfg.tune.heldout:.0%} of {cfg.data.source}). Each candidate: {cfg.graft.criterion} "
+             f"(held out: {held}). Each candidate: {cfg.graft.criterion} "
              f"selection, init {cfg.graft.init}, {t.epochs} finetuning epoch(s).", ""]
     if s.untried:
         lines += [f"**{s.untried} candidate(s) untried** (budget): rerun the same command to continue.", ""]
