@@ -264,3 +264,31 @@ def test_plan_on_a_smooth_net_grafts_the_loosest_units_with_least_squares_lines(
         np.testing.assert_allclose(lp.b, b)
     with pytest.raises(BadInput, match="needs data"):
         make_plan(_table(model, loose, sig), info, settings)
+
+
+# ---------------------------------------------------------------- verifier-ready form
+def test_smooth_native_form_splits_rows_out_of_the_activation_exactly() -> None:
+    from graftonnx.rewrite.native import native_form
+
+    model = flat_net()
+    x = _inputs(model, 64)
+    grafted = apply_plan(model, _half_plan(model, x))
+    native, rep = native_form(grafted)
+    assert [s.split(":")[0] for s in rep.split] == ["sigmoid0", "tanh1"] and read_smooth(native) == ()
+    assert {n.op_type for n in native.graph.node} == {"Gemm", "Sigmoid", "Tanh", "Concat"}
+    assert [s.size for s in inspect_model(native).smooth] == [4, 3]  # only the kept units are activated
+    probe = np.concatenate([x, _inputs(model, 64, seed=9) * 3 - 1])
+    np.testing.assert_allclose(OrtRunner(native).logits(probe), OrtRunner(grafted).logits(probe), atol=1e-5)
+    # CROWN on the split form is as tight as on the mask form (same linear rows, same relaxations)
+    from graftonnx._lirpa import lirpa_model
+    from graftonnx.bench.spec import Property
+    from graftonnx.verify.backends.lirpa import margin_lower_bounds
+
+    lo, hi = eps_box(x[:3], 0.05, (0.0, 1.0))
+    for i in range(3):
+        prop = Property(lo[i].astype(np.float64), hi[i].astype(np.float64), 0, 3)
+        masked, split = (margin_lower_bounds(lirpa_model(m), prop, "CROWN") for m in (grafted, native))
+        np.testing.assert_allclose(split, masked, atol=1e-4)
+    conv = conv_net()
+    _, rep = native_form(apply_plan(conv, _half_plan(conv, _inputs(conv, 16), "channel")))
+    assert rep.skipped and "not a per-neuron" in rep.skipped[0]  # conv feature maps stay in mask form
