@@ -292,3 +292,38 @@ def test_smooth_native_form_splits_rows_out_of_the_activation_exactly() -> None:
     conv = conv_net()
     _, rep = native_form(apply_plan(conv, _half_plan(conv, _inputs(conv, 16), "channel")))
     assert rep.skipped and "not a per-neuron" in rep.skipped[0]  # conv feature maps stay in mask form
+
+
+def mixed_net(seed: int = 4) -> onnx.ModelProto:
+    """x(5) → Gemm 6 → Relu → Gemm 6 → Sigmoid → Gemm 2: both kinds of site in one net."""
+    rng = np.random.default_rng(seed)
+    g0, w0 = _gemm("fc0", "x", rng.normal(0, 1.5, (6, 5)), rng.normal(0, 0.3, 6))
+    g1, w1 = _gemm("fc1", "r0", rng.normal(0, 1.5, (6, 6)), rng.normal(0, 0.3, 6))
+    g2, w2 = _gemm("fc2", "s1", rng.normal(0, 1.0, (2, 6)), np.zeros(2))
+    nodes = [g0, helper.make_node("Relu", ["fc0_out"], ["r0"], name="relu0"), g1,
+             helper.make_node("Sigmoid", ["fc1_out"], ["s1"], name="sigmoid1"), g2]
+    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
+                              [helper.make_tensor_value_info("fc2_out", TensorProto.FLOAT, ["N", 2])], w0 + w1 + w2)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_relu_and_smooth_grafts_live_together() -> None:
+    model = mixed_net()
+    info = inspect_model(model)
+    assert [s.name for s in info.sites] == ["relu0", "sigmoid1"]
+    x = _inputs(model, 32)
+    plan = GraftPlan((LayerPlan("relu0", "neuron", (0, 3), (0.4, 0.5), (0.0, 0.1)),) + _half_plan(model, x).layers)
+    grafted = apply_plan(model, plan)
+    assert [r.site for r in read_grafts(grafted, check=True)] == ["relu0"]
+    assert [r.site for r in read_smooth(grafted, check=True)] == ["sigmoid1"]
+    module = to_torch(grafted).eval()
+    assert len(list(module.graft_parameters())) == 4
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), OrtRunner(grafted).logits(x), atol=1e-5)
+    lo, hi = eps_box(x[:3], 0.1, (0.0, 1.0))
+    sites = inspect_model(grafted).sites  # the grafted Relu reads its shifted input
+    bounds = BOUND_METHODS.get("crown")(grafted, lo, hi, sites)
+    acts = OrtRunner(grafted, [s.input for s in sites]).run(_samples(lo, hi, 100, np.random.default_rng(0)))
+    for s in sites:
+        v = acts[s.input].reshape(-1, 3, *s.shape)
+        assert (bounds[s.name].lower - v).max() <= SLACK and (v - bounds[s.name].upper).max() <= SLACK, s.name
