@@ -1,4 +1,4 @@
-"""A sigmoid MLP through every command: train, inspect, score, plan, graft, finetune, export, verify (lirpa CROWN)."""
+"""A sigmoid MLP through every command: train, inspect, score, plan, graft, finetune, export, verify, report."""
 
 from __future__ import annotations
 
@@ -63,6 +63,8 @@ def test_sigmoid_mlp_end_to_end(tmp_path: Path) -> None:
     assert code == 0, out
     verdicts = [json.loads(line)["verdict"] for line in journal.read_text().splitlines()]
     assert len(verdicts) == 6 and set(verdicts) <= {"unsat", "unknown", "sat"}, verdicts
+    code, out = run("report", journal, "--bench", bench, "-o", tmp_path / "rep", "--data", "digits", "--no-progress")
+    assert code == 0 and "VA" in out, out  # no ReLU: UNR is 0 of 0, not an onnxruntime error
     assert [s.name for s in inspect_model(t).smooth] == [s.name for s in inspect_model(onnx.load(base)).smooth]
 
 
