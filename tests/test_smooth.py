@@ -262,7 +262,7 @@ def test_plan_on_a_smooth_net_grafts_the_loosest_units_with_least_squares_lines(
         a, b = fit_smooth_lines(acts[s.name].reshape(len(x), -1, 1)[:, list(lp.indices)], s.op)
         np.testing.assert_allclose(lp.a, a)
         np.testing.assert_allclose(lp.b, b)
-    with pytest.raises(BadInput, match="needs data"):
+    with pytest.raises(BadInput, match="needs observed pre-activations"):
         make_plan(_table(model, loose, sig), info, settings)
 
 

@@ -1,7 +1,7 @@
 """From scores to a GraftPlan: restrict layers, select units, attach initial lines.
 
 Sigmoid/Tanh sites always start as their least-squares line over the observed
-pre-activations (:func:`graftonnx.rewrite.smooth.fit_smooth_lines`, the paper's appendix),
+pre-activations (:func:`graftonnx.planning.init.fit_smooth_lines`, the paper's appendix),
 whatever ``--init`` says for Relu sites, except ``zero`` (the pruning baseline).
 """
 
@@ -93,8 +93,9 @@ def make_plan(table: ScoreTable, info: ModelInfo, settings: GraftSettings,
     """
     init_fn, fixed = INITS.get(settings.line), settings.policy.fixed
     if needs_activations(info, settings) and activations is None:
-        raise BadInput(f"--init fit (and any Sigmoid/Tanh site of {len(info.smooth)}) needs data to observe "
-                       "pre-activations: pass --data")
+        what = "--init fit" if settings.line == "fit" else f"the {len(info.smooth)} Sigmoid/Tanh site(s)"
+        raise BadInput(f"{what} needs observed pre-activations for the initial lines: pass activations (the "
+                       "CLI and graftonnx.plan take them from --data)")
     check_count(info, settings)
     names = resolve_layers(info, settings.layers)
     grans = [site_granularity(settings.granularity, info.site(n).shape) for n in names]
