@@ -54,6 +54,8 @@ BOUNDING_OPTS: dict[str, Any] = {**BOUND_OPTS, "compare_crown_with_ibp": True}
 #: Bytes the largest linear-bound matrix of one compute_bounds call may take (see ``_chunk``).
 MEMORY_BUDGET = 512 * 2**20
 MAX_CHUNK = 64
+#: auto_LiRPA node class → the ONNX activation it relaxes (the sites bounds are reported for).
+_BOUND_ACTIVATIONS = {"BoundRelu": "Relu", "BoundSigmoid": "Sigmoid", "BoundTanh": "Tanh"}
 _state: dict[str, Any] = {}
 
 
@@ -200,12 +202,14 @@ def _build(model: onnx.ModelProto, extra_opts: Mapping[str, Any], device: torch.
         bm = lirpa.BoundedModule(net, (x,), bound_opts=opts, device=str(device), verbose=False)
     # auto_LiRPA 0.6.0 defines compare_with_IBP (used by compare_crown_with_ibp) but never binds it.
     bm.compare_with_IBP = types.MethodType(_state["interval_bound"].compare_with_IBP, bm)
-    relus = [n for n in bm.nodes() if type(n).__name__ == "BoundRelu"]
-    if len(relus) != len(net.relu_nodes):
-        raise GraftFailure(f"auto_LiRPA traced {len(relus)} ReLUs but the graph has {len(net.relu_nodes)}")
-    inputs = dict(zip((name for name, _ in net.relu_nodes), (r.inputs[0] for r in relus), strict=True))
-    _check_mapping(bm, net, x, inputs)
-    chunk = _chunk(net.input_shape, [net.shapes[pre] for _, pre in net.relu_nodes])
+    acts = [n for n in bm.nodes() if type(n).__name__ in _BOUND_ACTIVATIONS]
+    ours = [(name, pre) for name, pre, _ in net.activation_nodes]
+    if [_BOUND_ACTIVATIONS[type(n).__name__] for n in acts] != [op for _, _, op in net.activation_nodes]:
+        raise GraftFailure(f"auto_LiRPA traced activations {[type(n).__name__ for n in acts]} but the graph has "
+                           f"{[op for _, _, op in net.activation_nodes]} (Relu/Sigmoid/Tanh, in order)")
+    inputs = dict(zip((name for name, _ in ours), (r.inputs[0] for r in acts), strict=True))
+    _check_mapping(bm, net, x, inputs, ours)
+    chunk = _chunk(net.input_shape, [net.shapes[pre] for _, pre in ours])
     return LirpaModel(bm, inputs, _final_node(list(inputs.values())), full, inner_name if prefix else None, chunk,
                       device)
 
@@ -262,21 +266,22 @@ def _conv_mode(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> st
     return "patches"
 
 
-def _check_mapping(bm: Any, net: Any, x: torch.Tensor, inputs: dict[str, Any]) -> None:
+def _check_mapping(bm: Any, net: Any, x: torch.Tensor, inputs: dict[str, Any],
+                   sites: Sequence[tuple[str, str]]) -> None:
     """Site ↔ auto_LiRPA node by order, confirmed by shape and by value on a random input."""
     with torch.no_grad():
         bm(x)
-        ours = net.run(x, [pre for _, pre in net.relu_nodes])
-    for i, (name, pre) in enumerate(net.relu_nodes):
+        ours = net.run(x, [pre for _, pre in sites])
+    for i, (name, pre) in enumerate(sites):
         node = inputs[name]
         shape = tuple(int(d) for d in node.output_shape[1:])
         if shape != net.shapes[pre]:
-            raise GraftFailure(f"auto_LiRPA ReLU #{i} has shape {shape} but site {name!r} has "
+            raise GraftFailure(f"auto_LiRPA activation #{i} has shape {shape} but site {name!r} has "
                                f"{net.shapes[pre]}: the traced graph does not match the ONNX graph")
         diff = float((node.forward_value - ours[pre]).abs().max())
         if not diff <= 1e-4 * (1.0 + float(ours[pre].abs().max())):
-            raise GraftFailure(f"auto_LiRPA ReLU #{i} disagrees with site {name!r} by {diff:.3g} on a random input: "
-                               "the traced graph does not match the ONNX graph")
+            raise GraftFailure(f"auto_LiRPA activation #{i} disagrees with site {name!r} by {diff:.3g} on a random "
+                               "input: the traced graph does not match the ONNX graph")
 
 
 def lirpa_model(model: onnx.ModelProto | ModelHandle, extra_opts: Mapping[str, Any] | None = None,
@@ -335,7 +340,8 @@ def lirpa_bounds(model: onnx.ModelProto, lo: np.ndarray, hi: np.ndarray, sites: 
     _check_boxes(lo, hi, tuple(bounded.full.input_shape))
     for s in sites:
         if s.name not in bounded.inputs:
-            raise BadInput(f"site {s.name!r} is not a Relu node of the model; sites are {', '.join(bounded.inputs)}")
+            raise BadInput(f"site {s.name!r} is not a Relu/Sigmoid/Tanh node of the model; sites are "
+                           f"{', '.join(bounded.inputs)}")
     names = [s.name for s in sites]
     if not names:
         return {}

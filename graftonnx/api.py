@@ -29,7 +29,7 @@ from .data.dataset import Dataset, DataSpec
 from .errors import BadInput
 from .model.handle import ModelHandle, ModelLike, open_model
 from .model.info import ModelInfo
-from .planning.build import check_count, make_plan
+from .planning.build import check_count, make_plan, needs_activations
 from .planning.plan import GraftPlan, Provenance
 from .planning.settings import GraftSettings
 from .rewrite.graft import apply_plan
@@ -102,9 +102,9 @@ def plan(model: ModelLike, data: DataLike = None, settings: GraftSettings | None
         scores = score(h, ds, s, progress)
     _check_scores(scores, h.info)
     acts = None
-    if s.line == "fit":
+    if needs_activations(h.info, s):
         prepared = prepared_model(h.proto, ds)
-        acts = ScoringContext(prepared, ds.x, labels_for(prepared, ds), h.info.relus, s.batch_size).activations()
+        acts = ScoringContext(prepared, ds.x, labels_for(prepared, ds), h.info.sites, s.batch_size).activations()
     recorded = replace(s, eps=scores.eps, bound=scores.bound, significance=scores.significance)
     prov = Provenance(model="" if isinstance(model, onnx.ModelProto) else h.name, dataset=scores.dataset,
                       tool_version=__version__, ratio_counts="neurons" if s.ratio is not None else "",
@@ -116,16 +116,16 @@ _plan = plan  # graft() takes a ``plan`` argument that shadows the function
 
 
 def _check_scores(scores: ScoreTable, info: ModelInfo) -> None:
-    extra = sorted({x.site for x in scores.sites} - {r.name for r in info.relus})
+    extra = sorted({x.site for x in scores.sites} - {r.name for r in info.sites})
     if extra:
         raise BadInput(f"scores list site {extra[0]!r}, which this model does not have: were they computed for "
                        "this model?")
-    for site in info.relus:
+    for site in info.sites:
         try:
             got = scores.site(site.name)
         except KeyError:
-            raise BadInput(f"scores have no entry for ReLU site {site.name!r}: were they computed for this model?") \
-                from None
+            raise BadInput(f"scores have no entry for {site.op} site {site.name!r}: were they computed for this "
+                           "model?") from None
         if got.instability.size != site.size:
             raise BadInput(f"scores for site {site.name!r} have {got.instability.size} neurons, the model has "
                            f"{site.size}: were they computed for this model?")

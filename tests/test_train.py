@@ -295,7 +295,7 @@ def test_cli_finetune_bad_input_exits_2_without_output(tmp_path, base):
     empty = _npz(tmp_path / "empty.npz", np.zeros((0, 1, 8, 8), np.float32), np.zeros(0, np.int64))
     wrong = _npz(tmp_path / "wrong.npz", x.x, np.full(20, 12))
     odd = onnx.helper.make_model(onnx.helper.make_graph(
-        [onnx.helper.make_node("Relu", ["x"], ["r"]), onnx.helper.make_node("Sigmoid", ["r"], ["y"])], "g",
+        [onnx.helper.make_node("Relu", ["x"], ["r"]), onnx.helper.make_node("Softplus", ["r"], ["y"])], "g",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 10])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])]))
     onnx.save(odd, tmp_path / "odd.onnx")
@@ -306,7 +306,7 @@ def test_cli_finetune_bad_input_exits_2_without_output(tmp_path, base):
         ([str(grafted), "--data", "digits", "--eps", "0", "-o", str(tmp_path / "o1.onnx")], "eps"),
         ([str(grafted), "--data", empty, "--eps", "0.1", "-o", str(tmp_path / "o2.onnx")], "no samples"),
         ([str(grafted), "--data", wrong, "--eps", "0.1", "-o", str(tmp_path / "o3.onnx")], "label 12"),
-        ([str(tmp_path / "odd.onnx"), "--data", "digits", "--eps", "0.1", "-o", str(tmp_path / "o4.onnx")], "Sigmoid"),
+        ([str(tmp_path / "odd.onnx"), "--data", "digits", "--eps", "0.1", "-o", str(tmp_path / "o4.onnx")], "Softplus"),
         ([str(grafted), "--data", "digits", "--eps", "0.1", "-o", str(exists)], "--force"),
         ([str(grafted), "--data", "digits", "--eps", "0.1", "-o", str(tmp_path / "nope" / "o.onnx")], "does not exist"),
         ([str(grafted), "--eps", "0.1", "-o", str(tmp_path / "o5.onnx")], "--data"),

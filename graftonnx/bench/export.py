@@ -31,7 +31,7 @@ from .._io import install_folder
 from ..data.dataset import Dataset
 from ..errors import BadInput, GraftFailure
 from ..model import OrtRunner, graph_inputs, load_model, prepend_normalisation
-from ..model.graftmeta import read_grafts
+from ..model.graftmeta import read_grafts, read_smooth
 from ..parity import compare, random_inputs
 from ..rewrite.native import native_form
 from .genprops import (
@@ -166,7 +166,7 @@ def _prepare(paths: Sequence[Path], data: Dataset, simplify: bool = True) -> lis
     for p in paths:
         model = prepend_normalisation(load_model(p), data.mean, data.std, data.channel_axis)
         form = ""
-        if simplify and read_grafts(model):
+        if simplify and (read_grafts(model) or read_smooth(model)):
             model, form = _verifier_ready(model, data, p)
         inp, outp = graph_inputs(model)[0], model.graph.output[0]
         xs, ys = _dims(inp), _dims(outp)

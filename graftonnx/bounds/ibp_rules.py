@@ -127,9 +127,13 @@ def _split(node: onnx.NodeProto, ins: list) -> tuple[Interval, np.ndarray | None
     return ivs[0], other, isinstance(ins[0], np.ndarray)
 
 
+#: Monotone ops that are not linear: they need the ends, never the centre–radius form.
+_NONLINEAR_MONOTONE = ("Relu", "MaxPool", "Sigmoid", "Tanh")
+
+
 def _each(b: IbpBuilder, iv: Interval, op: str, extra: list[str], **attrs: object) -> Interval:
     """Apply a monotone (or shape) op to one stored form of ``iv``; both ends, or mid and rad."""
-    if iv.has_ends or op in ("Relu", "MaxPool"):
+    if iv.has_ends or op in _NONLINEAR_MONOTONE:
         lo, hi = b.ends(iv)
         return Interval(lo=b.emit(op, [lo, *extra], "lo", **attrs), hi=b.emit(op, [hi, *extra], "hi", **attrs))
     mid, rad = b.centre(iv)
@@ -174,8 +178,9 @@ def _identity(b: IbpBuilder, node: onnx.NodeProto, ins: list) -> Value:
     return ins[0]
 
 
-@IBP_RULES.register("Relu", "MaxPool")
+@IBP_RULES.register("Relu", "MaxPool", "Sigmoid", "Tanh")
 def _monotone(b: IbpBuilder, node: onnx.NodeProto, ins: list) -> Value:
+    # Non-decreasing elementwise (MaxPool: per window), so [f(lo), f(hi)] bounds f over the box.
     iv, _, _ = _split(node, ins[:1])
     return _each(b, iv, node.op_type, [], **_attrs(node))
 

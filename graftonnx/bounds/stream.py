@@ -16,9 +16,10 @@ import onnx
 
 from ..errors import BadInput
 from ..model.info import ReluSite
+from ..model.ops import SMOOTH_FUNCTIONS
 from .base import BOUND_METHODS, SiteBounds
 
-__all__ = ["eps_box", "iter_site_bounds", "unstable_counts", "UnstableCounts"]
+__all__ = ["eps_box", "iter_site_bounds", "unstable_counts", "UnstableCounts", "chord_gap", "smooth_looseness"]
 
 
 def _outward(exact: np.ndarray, down: bool) -> np.ndarray:
@@ -71,7 +72,7 @@ def iter_site_bounds(method: str, model: onnx.ModelProto, x: np.ndarray, eps: fl
     for start in range(0, len(x), batch_size):
         sl = slice(start, min(start + batch_size, len(x)))
         lo, hi = eps_box(x[sl], eps, input_range)
-        yield sl, fn(model, lo, hi, sites)
+        yield sl, (fn(model, lo, hi, sites) if sites else {})  # no sites (a pure Sigmoid net's UNR): no bounding
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,3 +119,37 @@ def unstable_counts(method: str, model: onnx.ModelProto, x: np.ndarray, eps: flo
         if on_batch is not None:
             on_batch(sl.stop - sl.start)
     return UnstableCounts(n, per_neuron, per_image, {s.name: s.size for s in sites})
+
+
+def chord_gap(op: str, lower: np.ndarray, upper: np.ndarray, points: int = 17) -> np.ndarray:
+    """How loose a linear relaxation of ``op`` (Sigmoid/Tanh) over ``[lower, upper]`` must be, elementwise.
+
+    The largest vertical distance between the activation and its chord through the ends,
+    taken over ``points`` evenly spaced points: on a convex or concave stretch it is exactly
+    the gap between the best upper and lower lines (chord and parallel tangent), 0 where the
+    interval is a point or the activation is linear over it.  A score, not a bound.
+    """
+    f = SMOOTH_FUNCTIONS[op]
+    lo, hi = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+    fl, fh = f(lo), f(hi)
+    gap = np.zeros(lo.shape)
+    for t in np.linspace(0.0, 1.0, points)[1:-1]:
+        gap = np.maximum(gap, np.abs(f(lo + t * (hi - lo)) - (fl + t * (fh - fl))))
+    return gap
+
+
+def smooth_looseness(method: str, model: onnx.ModelProto, x: np.ndarray, eps: float,
+                     input_range: tuple[float, float], sites: Sequence[ReluSite], batch_size: int = 256,
+                     on_batch: Callable[[int], object] | None = None) -> dict[str, np.ndarray]:
+    """Per Sigmoid/Tanh site, per neuron (flat): the :func:`chord_gap` of its pre-activation bounds, summed
+    over the ε-boxes of ``x`` (divide by ``len(x)`` for the mean); streamed like :func:`unstable_counts`."""
+    total = {s.name: np.zeros(s.size) for s in sites}
+    if not sites:
+        return total
+    for sl, bounds in iter_site_bounds(method, model, x, eps, input_range, sites, batch_size):
+        for s in sites:
+            b = bounds[s.name]
+            total[s.name] += chord_gap(s.op, b.lower, b.upper).reshape(len(b.lower), -1).sum(axis=0)
+        if on_batch is not None:
+            on_batch(sl.stop - sl.start)
+    return total

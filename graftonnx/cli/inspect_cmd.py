@@ -28,9 +28,13 @@ def inspect_cmd(model: str, as_json: bool, progress: bool) -> None:
     for t in info.outputs:
         click.echo(f"output {t.name}: {_dims(t.dims)} {t.dtype}")
     click.echo("normalisation in graph: " + ("; ".join(info.normalisation) if info.normalisation else "none found"))
-    click.echo(f"ReLU sites: {len(info.relus)}, {info.n_neurons} neurons")
+    click.echo(f"ReLU sites: {len(info.relus)}, {sum(s.size for s in info.relus)} neurons")
     for i, s in enumerate(info.relus):
         click.echo(f"  [{i}] {s.name:<32} fed by {s.producer:<18} shape {s.shape}  neurons {s.size}")
+    if info.smooth:
+        click.echo(f"Sigmoid/Tanh sites: {len(info.smooth)}, {sum(s.size for s in info.smooth)} neurons")
+    for i, s in enumerate(info.smooth, start=len(info.relus)):
+        click.echo(f"  [{i}] {s.name:<32} {s.op} fed by {s.producer:<10} shape {s.shape}  neurons {s.size}")
     click.echo("ops: " + ", ".join(f"{k}×{v}" for k, v in info.op_histogram.items()))
 
 

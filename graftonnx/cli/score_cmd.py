@@ -12,7 +12,7 @@ from ._base import echo_json, main
 from ._data_options import data_options
 from ._graft_options import output_options, prepare, score_options
 
-__all__ = ["score_cmd", "print_unr"]
+__all__ = ["score_cmd", "print_unr", "print_looseness"]
 
 
 @main.command("score")
@@ -31,6 +31,7 @@ def score_cmd(model: str, output: str | None, force: bool, as_json: bool, progre
         echo_json(table.summary() | {"output": output})
         return
     print_unr(table)
+    print_looseness(table, [site.name for site in m.info.smooth])
     if output:
         click.echo(f"scores written to {output}")
 
@@ -50,3 +51,11 @@ def print_unr(table: ScoreTable, after: dict[str, float] | None = None) -> None:
         total += f"{sum(after.values()):>10.2f}"
     click.echo(total)
 
+
+
+def print_looseness(table: ScoreTable, smooth: list[str]) -> None:
+    """For Sigmoid/Tanh sites (never unstable: UNR 0), the mean relaxation looseness their scores hold."""
+    if smooth:
+        mean = ", ".join(f"{n} {float(table.site(n).instability.mean()):.3g}" for n in smooth)
+        click.echo(f"Sigmoid/Tanh sites have no UNR; their instability scores are relaxation looseness "
+                   f"(mean chord gap over the bounds, specs/smooth.md): {mean}")

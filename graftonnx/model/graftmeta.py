@@ -21,10 +21,15 @@ import onnx
 
 from ..errors import BadInput
 
-__all__ = ["GRAFTS_KEY", "PROVENANCE_KEY", "NATIVE_KEY", "GraftRecord", "NativeSite", "metadata", "set_metadata",
-           "read_grafts", "write_grafts", "read_native", "write_native", "read_provenance"]
+__all__ = ["GRAFTS_KEY", "SMOOTH_KEY", "PROVENANCE_KEY", "NATIVE_KEY", "GraftRecord", "NativeSite", "metadata",
+           "set_metadata", "read_grafts", "write_grafts", "read_smooth", "write_smooth", "read_all_grafts",
+           "read_native", "write_native", "read_provenance"]
 
 GRAFTS_KEY = "graftonnx.grafts"
+#: Grafted Sigmoid/Tanh sites (``rewrite/smooth.py``): the same record layout, the site a Sigmoid/Tanh node,
+#: the form ``keep⊙act(z) + (a⊙m)·z + b⊙m`` (no zero shift: a smooth unit is never "unstable").
+SMOOTH_KEY = "graftonnx.smooth_grafts"
+_SMOOTH_OPS = ("Sigmoid", "Tanh")
 PROVENANCE_KEY = "graftonnx.provenance"
 #: Written by the verifier-ready form: every original ReLU site with its size and grafted neurons,
 #: so reports count UNR and grafted neurons against the network the graft came from.
@@ -98,10 +103,10 @@ def _records(model: onnx.ModelProto, key: str, cls: type[_T]) -> tuple[_T, ...] 
     return tuple(out)
 
 
-def _check(rec: GraftRecord, inits: Mapping[str, np.ndarray], relus: set[str]) -> None:
+def _check(rec: GraftRecord, inits: Mapping[str, np.ndarray], relus: set[str], kind: str = "Relu") -> None:
     where = f"graft record for site {rec.site!r}"
     if rec.site not in relus:
-        raise BadInput(f"{where}: no Relu node of that name in the graph; the metadata does not match the model")
+        raise BadInput(f"{where}: no {kind} node of that name in the graph; the metadata does not match the model")
     for what, name in (("keep", rec.keep), ("a", rec.a), ("b", rec.b)):
         if name not in inits:
             raise BadInput(f"{where}: initialiser {name!r} ({what}) is missing from the graph")
@@ -119,21 +124,44 @@ def read_grafts(model: onnx.ModelProto, check: bool = False) -> tuple[GraftRecor
 
     ``check``: also verify them against the graph (see the module doc), as training must.
     """
-    records = _records(model, GRAFTS_KEY, GraftRecord) or ()
+    return _read_checked(model, GRAFTS_KEY, ("Relu",), check)
+
+
+def _read_checked(model: onnx.ModelProto, key: str, ops: tuple[str, ...], check: bool) -> tuple[GraftRecord, ...]:
+    records = _records(model, key, GraftRecord) or ()
     if check and records:
         inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-        relus = {n.name for n in model.graph.node if n.op_type == "Relu"}
+        nodes = {n.name for n in model.graph.node if n.op_type in ops}
         for rec in records:
-            _check(rec, inits, relus)
+            _check(rec, inits, nodes, "/".join(ops))
         used = [n for rec in records for n in (rec.keep, rec.a, rec.b)]
         if len(set(used)) != len(used):
-            raise BadInput(f"model metadata {GRAFTS_KEY} names one initialiser in two records: re-run graftonnx graft")
+            raise BadInput(f"model metadata {key} names one initialiser in two records: re-run graftonnx graft")
     return records
 
 
 def write_grafts(meta: MutableMapping[str, str], records: Iterable[GraftRecord]) -> None:
     """Store ``records`` as ``meta[GRAFTS_KEY]`` (the one place the JSON is written)."""
     meta[GRAFTS_KEY] = json.dumps([asdict(r) for r in records])
+
+
+def read_smooth(model: onnx.ModelProto, check: bool = False) -> tuple[GraftRecord, ...]:
+    """The smooth (Sigmoid/Tanh) graft records of ``model``; ``check`` as for :func:`read_grafts`."""
+    return _read_checked(model, SMOOTH_KEY, _SMOOTH_OPS, check)
+
+
+def write_smooth(meta: MutableMapping[str, str], records: Iterable[GraftRecord]) -> None:
+    """Store smooth ``records`` as ``meta[SMOOTH_KEY]``."""
+    meta[SMOOTH_KEY] = json.dumps([asdict(r) for r in records])
+
+
+def read_all_grafts(model: onnx.ModelProto, check: bool = False) -> tuple[GraftRecord, ...]:
+    """Relu and smooth graft records together: what training and the torch bridge treat alike."""
+    records = read_grafts(model, check) + read_smooth(model, check)
+    used = [n for rec in records for n in (rec.keep, rec.a, rec.b)]
+    if check and len(set(used)) != len(used):
+        raise BadInput(f"{GRAFTS_KEY} and {SMOOTH_KEY} name one initialiser twice: re-run graftonnx graft")
+    return records
 
 
 def read_native(model: onnx.ModelProto) -> tuple[NativeSite, ...] | None:

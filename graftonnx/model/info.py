@@ -1,7 +1,8 @@
 """Model analysis: inputs, outputs, ReLU sites, op histogram, in-graph normalisation.
 
 The :class:`ModelInfo` it returns is what every later stage keys on: a ReLU site is
-named by its Relu node, and its per-image shape fixes how neuron indices are counted
+named by its Relu node (a smooth site, ``ModelInfo.smooth``, by its Sigmoid/Tanh node),
+and its per-image shape fixes how neuron indices are counted
 (row-major over the shape without the batch axis; a *channel* is an index of the first
 axis of that shape, which is the channel axis of Conv outputs).
 """
@@ -18,7 +19,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UnsupportedModel
-from .ops import CONTROL_FLOW_OPS, LAYOUT_OPS, NORMALISATION_OPS, SUPPORTED_OPS
+from .ops import CONTROL_FLOW_OPS, LAYOUT_OPS, NORMALISATION_OPS, SMOOTH_ACTIVATIONS, SUPPORTED_OPS
 
 __all__ = ["TensorInfo", "ReluSite", "ModelInfo", "inspect_model", "graph_inputs", "constant_value", "input_prefix"]
 
@@ -39,13 +40,22 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class ReluSite:
-    """One Relu node: where it reads, where it writes, what feeds it, its per-image shape."""
+    """One activation node: where it reads, where it writes, what feeds it, its per-image shape.
+
+    ``op`` is ``Relu`` for the sites in ``ModelInfo.relus``, ``Sigmoid``/``Tanh`` for ``ModelInfo.smooth``.
+    """
 
     name: str
     input: str
     output: str
     producer: str
     shape: tuple[int, ...]
+    op: str = "Relu"
+
+    @property
+    def smooth(self) -> bool:
+        """A Sigmoid/Tanh site: grafted as its least-squares line, never "unstable"."""
+        return self.op in SMOOTH_ACTIVATIONS
 
     @property
     def size(self) -> int:
@@ -72,25 +82,33 @@ class ModelInfo:
     op_histogram: dict[str, int] = field(hash=False)
     normalisation: tuple[str, ...]
     producer_name: str = ""
+    smooth: tuple[ReluSite, ...] = ()
 
     @property
     def input(self) -> TensorInfo:
         return self.inputs[0]
 
     @property
+    def sites(self) -> tuple[ReluSite, ...]:
+        """Every graftable site: the Relu sites, then the Sigmoid/Tanh sites."""
+        return self.relus + self.smooth
+
+    @property
     def n_neurons(self) -> int:
-        return sum(s.size for s in self.relus)
+        """Graftable units (ReLU and smooth neurons)."""
+        return sum(s.size for s in self.sites)
 
     def site(self, name: str) -> ReluSite:
-        for s in self.relus:
+        for s in self.sites:
             if s.name == name:
                 return s
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["n_relu_neurons"] = self.n_neurons
-        for s, sd in zip(self.relus, d["relus"], strict=True):
+        d["n_relu_neurons"] = sum(s.size for s in self.relus)
+        d["n_smooth_neurons"] = sum(s.size for s in self.smooth)
+        for s, sd in zip(self.sites, d["relus"] + d["smooth"], strict=True):
             sd["size"] = s.size
         return d
 
@@ -218,17 +236,16 @@ def _normalisation(model: onnx.ModelProto) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _relu_sites(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> tuple[ReluSite, ...]:
+def _activation_sites(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]],
+                      ops: frozenset[str]) -> tuple[ReluSite, ...]:
     producers = {o: n for n in model.graph.node for o in n.output}
     sites = []
     for node in model.graph.node:
-        if node.op_type != "Relu":
+        if node.op_type not in ops:
             continue
         src = producers.get(node.input[0])
         sites.append(ReluSite(node.name, node.input[0], node.output[0],
-                              src.op_type if src is not None else "input", shapes[node.input[0]]))
-    if not sites:
-        raise UnsupportedModel("model has no Relu node: there is nothing to graft")
+                              src.op_type if src is not None else "input", shapes[node.input[0]], node.op_type))
     return tuple(sites)
 
 
@@ -239,14 +256,19 @@ def inspect_model(model: onnx.ModelProto) -> ModelInfo:
     outs = tuple(_tensor_info(v) for v in model.graph.output)
     from .runtime import tensor_shapes  # local: runtime imports this module
 
-    relu_inputs = [n.input[0] for n in model.graph.node if n.op_type == "Relu"]
-    shapes = tensor_shapes(model, relu_inputs) if relu_inputs else {}
+    act_inputs = [n.input[0] for n in model.graph.node if n.op_type == "Relu" or n.op_type in SMOOTH_ACTIVATIONS]
+    shapes = tensor_shapes(model, act_inputs) if act_inputs else {}
+    relus = _activation_sites(model, shapes, frozenset({"Relu"}))
+    smooth = _activation_sites(model, shapes, SMOOTH_ACTIVATIONS)
+    if not relus and not smooth:
+        raise UnsupportedModel("model has no Relu, Sigmoid or Tanh node: there is nothing to graft")
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return ModelInfo(
         opset=int(opset),
         inputs=ins,
         outputs=outs,
-        relus=_relu_sites(model, shapes),
+        relus=relus,
+        smooth=smooth,
         op_histogram=dict(sorted(Counter(n.op_type for n in model.graph.node).items())),
         normalisation=_normalisation(model),
         producer_name=f"{model.producer_name} {model.producer_version}".strip(),

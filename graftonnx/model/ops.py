@@ -7,7 +7,12 @@ converter both cover every op listed here, so the three never drift apart.
 
 from __future__ import annotations
 
-__all__ = ["SUPPORTED_OPS", "CONTROL_FLOW_OPS", "LINEAR_PRODUCERS", "NORMALISATION_OPS", "LAYOUT_OPS"]
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["SUPPORTED_OPS", "SMOOTH_ACTIVATIONS", "SMOOTH_FUNCTIONS", "CONTROL_FLOW_OPS", "LINEAR_PRODUCERS",
+           "NORMALISATION_OPS", "LAYOUT_OPS"]
 
 #: Ops that every stage (inspect, IBP in onnxruntime, torch round trip) supports.
 SUPPORTED_OPS: frozenset[str] = frozenset(
@@ -29,12 +34,25 @@ SUPPORTED_OPS: frozenset[str] = frozenset(
         "Neg",
         "Relu",
         "Reshape",
+        "Sigmoid",
         "Squeeze",
         "Sub",
+        "Tanh",
         "Transpose",
         "Unsqueeze",
     }
 )
+
+#: Smooth activations that can be grafted (as their least-squares line, rewrite/smooth.py); a Relu is the other site.
+SMOOTH_ACTIVATIONS: frozenset[str] = frozenset({"Sigmoid", "Tanh"})
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z)))  # no overflow warning for large |z|
+
+
+#: NumPy references of the smooth activations (least-squares fits, relaxation looseness).
+SMOOTH_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"Sigmoid": _sigmoid, "Tanh": np.tanh}
 
 #: Ops that make a graph data-dependent; no bound method here can handle them.
 CONTROL_FLOW_OPS: frozenset[str] = frozenset({"If", "Loop", "Scan"})

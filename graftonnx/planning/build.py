@@ -1,4 +1,9 @@
-"""From scores to a GraftPlan: restrict layers, select units, attach initial lines."""
+"""From scores to a GraftPlan: restrict layers, select units, attach initial lines.
+
+Sigmoid/Tanh sites always start as their least-squares line over the observed
+pre-activations (:func:`graftonnx.planning.init.fit_smooth_lines`, the paper's appendix),
+whatever ``--init`` says for Relu sites, except ``zero`` (the pruning baseline).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,30 @@ import numpy as np
 from ..errors import BadInput
 from ..model.info import ModelInfo
 from ..scoring.table import ScoreTable
-from .init import INITS
+from .init import INITS, fit_smooth_lines
 from .plan import GraftPlan, LayerPlan, Provenance, site_granularity
 from .select import select_units
 from .settings import GraftSettings
 
-__all__ = ["resolve_layers", "make_plan", "check_count"]
+__all__ = ["resolve_layers", "make_plan", "check_count", "needs_activations"]
+
+
+def needs_activations(info: ModelInfo, settings: GraftSettings) -> bool:
+    """Whether the initial lines need observed pre-activations: ``--init fit``, or a smooth site to fit."""
+    return settings.line == "fit" or (bool(info.smooth) and settings.line != "zero")
+
+
+def _smooth_line(z: np.ndarray | None, op: str) -> tuple[np.ndarray, np.ndarray]:
+    if z is None:
+        raise BadInput("a Sigmoid/Tanh site is grafted as its least-squares line: pass --data to observe it")
+    return fit_smooth_lines(z, op)
 
 
 def resolve_layers(info: ModelInfo, layers: Sequence[str] | None) -> list[str]:
     """Site names from names or indices (as ``inspect`` numbers them); all sites when None."""
     if not layers:
-        return [s.name for s in info.relus]
-    names = [s.name for s in info.relus]
+        return [s.name for s in info.sites]
+    names = [s.name for s in info.sites]
     out: list[str] = []
     for item in layers:
         item = item.strip()
@@ -30,7 +46,8 @@ def resolve_layers(info: ModelInfo, layers: Sequence[str] | None) -> list[str]:
         elif item.lstrip("-").isdigit() and -len(names) <= int(item) < len(names):
             out.append(names[int(item)])
         else:
-            raise BadInput(f"--layers {item!r} is neither a ReLU site name nor an index 0..{len(names) - 1}; "
+            raise BadInput(f"--layers {item!r} is neither a ReLU (or Sigmoid/Tanh) site name nor an index "
+                           f"0..{len(names) - 1}; "
                            "see `graftonnx inspect`")
     return list(dict.fromkeys(out))
 
@@ -75,8 +92,10 @@ def make_plan(table: ScoreTable, info: ModelInfo, settings: GraftSettings,
     flat sites; a ``ratio`` is a fraction of neurons whatever the units are.
     """
     init_fn, fixed = INITS.get(settings.line), settings.policy.fixed
-    if settings.line == "fit" and activations is None:
-        raise BadInput("--init fit needs data to observe pre-activations: pass --data")
+    if needs_activations(info, settings) and activations is None:
+        what = "--init fit" if settings.line == "fit" else f"the {len(info.smooth)} Sigmoid/Tanh site(s)"
+        raise BadInput(f"{what} needs observed pre-activations for the initial lines: pass activations (the "
+                       "CLI and graftonnx.plan take them from --data)")
     check_count(info, settings)
     names = resolve_layers(info, settings.layers)
     grans = [site_granularity(settings.granularity, info.site(n).shape) for n in names]
@@ -96,7 +115,7 @@ def make_plan(table: ScoreTable, info: ModelInfo, settings: GraftSettings,
         if activations is not None:
             zs = activations[name].reshape(-1, units, site.size // units)
             z = zs[:, idx, :]
-        a, b = init_fn(z, idx.size)
+        a, b = _smooth_line(z, site.op) if site.smooth and settings.line != "zero" else init_fn(z, idx.size)
         out.append(LayerPlan(name, gran, tuple(int(i) for i in idx), tuple(float(v) for v in a),
                              tuple(float(v) for v in b), fixed=fixed))
     return GraftPlan(tuple(out), provenance or Provenance(settings=settings))

@@ -185,13 +185,14 @@ class GraftPlan:
         Also run on plans built in Python (which never went through :meth:`from_dict`),
         so the value checks are repeated here, not only at parse time.
         """
-        names = {s.name for s in info.relus}
+        names = {s.name for s in info.sites}
         seen: set[str] = set()
         src = f"{self.source}: " if self.source else ""
         for n, lp in enumerate(self.layers):
             where = f"{src}plan layer {lp.site!r}" if not src else f"{src}layers[{n}] ({lp.site!r})"
             if lp.site not in names:
-                raise BadInput(f"{where}: no Relu node of that name in the model; sites are {', '.join(sorted(names))}")
+                raise BadInput(f"{where}: no Relu node (nor Sigmoid/Tanh) of that name in the model; sites are "
+                               f"{', '.join(sorted(names))}")
             if lp.site in seen:
                 raise BadInput(f"{where} appears twice: merge its indices into one entry")
             seen.add(lp.site)

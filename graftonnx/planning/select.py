@@ -57,8 +57,9 @@ def _granularities() -> tuple[str, ...]:
 class Selection(Settings):
     """Which units to graft and how many: the ``select`` stage's settings."""
 
-    criterion: str = knob("combined", "combined = λ·instability + (1−λ)·insignificance with λ 1→0; baselines: "
-                                      "instability, significance, random (seeded), prune (a = b = 0, fixed).",
+    criterion: str = knob("combined", "combined = λ·instability + (1−λ)·insignificance with λ 1→0 (Sigmoid/Tanh "
+                                      "units: relaxation looseness for instability); baselines: instability, "
+                                      "significance, random (seeded), prune (a = b = 0, fixed).",
                           choices=_criteria)
     ratio: float | None = knob(None, "Fraction of the ReLU *neurons* to graft, in [0, 1], whatever --granularity "
                                      "grafts (a channel counts for all its positions); default 0.5 unless --count "

@@ -29,7 +29,8 @@ class InitSettings(Settings):
     """The grafted lines' starting point (a selection policy such as ``prune`` may impose its own)."""
 
     init: str = knob("const", "Initial line: const (a = 0.4, b = 0, the paper's), fit (least squares through "
-                              "ReLU on the data) or zero (a = b = 0).", choices=_inits)
+                              "ReLU on the data) or zero (a = b = 0). Sigmoid/Tanh units always start as "
+                              "their least-squares line (zero: a = b = 0).", choices=_inits)
 
 
 @dataclass(frozen=True)

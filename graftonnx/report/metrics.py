@@ -26,7 +26,7 @@ from ..bench.vnnlib import read_vnnlib
 from ..bounds.base import BOUND_METHODS
 from ..data.dataset import Dataset
 from ..errors import BadInput
-from ..model.graftmeta import read_grafts, read_native, read_provenance
+from ..model.graftmeta import read_all_grafts, read_native, read_provenance
 from ..model.info import ModelInfo, inspect_model
 from ..model.loader import load_model
 from ..settings import Settings, at_least, knob
@@ -149,10 +149,10 @@ def group_key(name: str, source: str = "") -> str:
 
 def graft_info(model: onnx.ModelProto, info: ModelInfo) -> GraftInfo:
     """Ratio, criterion and grafted-neuron count from the model's metadata (absent: not grafted)."""
-    records, prov, table = read_grafts(model), read_provenance(model), read_native(model)
+    records, prov, table = read_all_grafts(model), read_provenance(model), read_native(model)
     if not records and not prov and table is None:
         return GraftInfo(False)
-    sites = {s.name: s for s in info.relus}
+    sites = {s.name: s for s in info.sites}
     neurons = sum(r.neurons(sites[r.site].per_channel if r.site in sites else 1) for r in records)
     if table is not None:  # verifier-ready form: the table counts every site's grafted neurons
         neurons = sum(r.grafted for r in table)

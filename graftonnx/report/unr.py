@@ -86,7 +86,7 @@ def unr_on_boxes(model: onnx.ModelProto, info: ModelInfo, props: Sequence[Proper
     for start in range(0, len(props), batch_size):
         chunk = props[start:start + batch_size]
         lo, hi = _box_batch(chunk, shape, where)
-        bounds = fn(model, lo, hi, sites)
+        bounds = fn(model, lo, hi, sites) if sites else {}  # a Sigmoid/Tanh-only net has no UNR
         for s in sites:
             totals[s.name] += int(bounds[s.name].unstable().sum())
     n = len(props)

@@ -24,7 +24,15 @@ import onnx_graphsurgeon as gs
 
 from .._version import __version__
 from ..errors import BadInput
-from ..model.graftmeta import PROVENANCE_KEY, GraftRecord, metadata, read_grafts, write_grafts
+from ..model.graftmeta import (
+    PROVENANCE_KEY,
+    GraftRecord,
+    metadata,
+    read_grafts,
+    read_smooth,
+    write_grafts,
+    write_smooth,
+)
 from ..model.info import ModelInfo, ReluSite, inspect_model
 from ..planning.plan import GraftPlan, LayerPlan
 from ._export import export_like
@@ -91,9 +99,12 @@ def _graft_site(graph: gs.Graph, relu: gs.Node, lp: LayerPlan, site: ReluSite) -
     return GraftRecord(p, c_keep.name, c_a.name, c_b.name, lp.granularity, lp.count, lp.fixed)
 
 
-def _metadata(original: onnx.ModelProto, records: list[GraftRecord], provenance: dict[str, object]) -> dict[str, str]:
+def _metadata(original: onnx.ModelProto, records: list[GraftRecord], smooth: list[GraftRecord],
+              provenance: dict[str, object]) -> dict[str, str]:
     meta = metadata(original)
     write_grafts(meta, read_grafts(original) + tuple(records))
+    if smooth:
+        write_smooth(meta, read_smooth(original) + tuple(smooth))
     meta[PROVENANCE_KEY] = json.dumps(provenance | {"tool": f"graftonnx {__version__}"})
     return meta
 
@@ -104,13 +115,17 @@ def apply_plan(model: onnx.ModelProto, plan: GraftPlan, info: ModelInfo | None =
     The result passes ``onnx.checker`` (full check) and keeps the input/output names and
     shapes, node names of untouched nodes, opset and metadata (plus graftonnx's keys).
     """
+    from .smooth import graft_smooth_site  # local: smooth.py builds its tensors with layer_tensors above
+
     info = info or inspect_model(model)
     plan.validate(info)
-    done = {r.site for r in read_grafts(model)}
+    done = {r.site for r in read_grafts(model) + read_smooth(model)}
     for lp in plan.layers:
         if lp.site in done and lp.indices:
             raise BadInput(f"site {lp.site!r} is already grafted in this model: graft the original model instead")
     graph = gs.import_onnx(model)
-    relus = {n.name: n for n in graph.nodes if n.op == "Relu"}
-    records = [_graft_site(graph, relus[lp.site], lp, info.site(lp.site)) for lp in plan.layers if lp.indices]
-    return export_like(graph, model, _metadata(model, records, plan.provenance.to_dict()), "grafted")
+    nodes = {n.name: n for n in graph.nodes if n.op in ("Relu", "Sigmoid", "Tanh")}
+    chosen = [(lp, info.site(lp.site)) for lp in plan.layers if lp.indices]
+    records = [_graft_site(graph, nodes[lp.site], lp, site) for lp, site in chosen if not site.smooth]
+    smooth = [graft_smooth_site(graph, nodes[lp.site], lp, site) for lp, site in chosen if site.smooth]
+    return export_like(graph, model, _metadata(model, records, smooth, plan.provenance.to_dict()), "grafted")

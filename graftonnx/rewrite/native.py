@@ -23,6 +23,7 @@ Neuron-granularity grafts on a conv feature map have per-position slopes that no
 express; they stay in mask form and are reported (the embedded auto_LiRPA bounds them in patches
 mode through ``graftonnx._lirpa_patches``; α,β-CROWN in matrix mode).
 Exact: selection and scatter weights are 0/1 (adding exact zeros), the line is ``a·z + b``.
+Smooth (Sigmoid/Tanh) grafts get their own split first (:mod:`graftonnx.rewrite.smooth_native`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ from .fold import (
     const_of,
     finish_model,
     fold_linear,
+    model_counts,
     simplify,
 )
+from .smooth_native import smooth_native_form
 
 __all__ = ["native_form", "select_kept", "channel_consts_to_conv", "spatial_const_ops", "spatial_mask_ops"]
 
@@ -184,7 +187,11 @@ def native_form(model: onnx.ModelProto, fold: bool = True) -> tuple[onnx.ModelPr
     neurons), so reports measure it against the network it came from.
     """
     table = _site_table(model)
+    nodes, params, _ = model_counts(model)
+    model, split, smooth_skipped = smooth_native_form(model)  # Sigmoid/Tanh grafts: rows out of the activation
     out, rep = simplify(model, fold=fold, drop_channels=True)
+    rep = replace(rep, split=tuple(f"{s}: smooth graft split by rows" for s in split) + rep.split,
+                  skipped=smooth_skipped + rep.skipped, nodes_before=nodes, params_before=params)
     steps = (select_kept, channel_consts_to_conv) + ((fold_linear,) if fold else ())
     for step in steps:  # the last fold merges a converted Mul with the Add after it
         out, more = step(out)

@@ -4,15 +4,16 @@ Why a separate pass: ReLU grafting feeds the Relu a zero input so verifiers see 
 stable neuron; a smooth activation has no such trick and needs none — verifiers relax
 Sigmoid/Tanh everywhere, so replacing units by lines removes their relaxation error.
 The form is ``y = keep⊙act(z) + (a⊙m)·z + b⊙m`` (keep = 1 − m), exact for non-grafted
-units (``act(z)·1 + z·0 + 0``).  Sites are found on the raw ONNX graph (Sigmoid/Tanh
-are not in ``graftonnx.model.ops.SUPPORTED_OPS``, so ``inspect_model`` would refuse
-these models); records go to the ``graftonnx.smooth_grafts`` metadata key, which the
-Relu-only torch bridge does not read.
+units (``act(z)·1 + z·0 + 0``).  ``graftonnx graft`` reaches it through
+:func:`graftonnx.rewrite.graft.apply_plan` (a plan naming Sigmoid/Tanh sites of
+``ModelInfo.smooth``); :func:`apply_smooth_plan` works on the raw graph (sites found
+without ``inspect_model``, for ``simplify``).  Records go to ``graftonnx.smooth_grafts``
+(``graftmeta.SMOOTH_KEY``), which the torch bridge reads like Relu grafts, so finetuning
+trains ``a`` and ``b``.  specs/smooth.md has the whole design.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 
@@ -21,24 +22,29 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ..errors import BadInput
-from ..model.graftmeta import metadata
+from ..model.graftmeta import SMOOTH_KEY, GraftRecord, metadata, read_smooth, write_smooth
 from ..model.info import ReluSite
+from ..model.ops import SMOOTH_FUNCTIONS
 from ..model.runtime import OrtRunner, tensor_shapes
+from ..planning.init import fit_smooth_lines
 from ..planning.plan import GRANULARITIES, GraftPlan, LayerPlan
 from ._export import export_like
 from .graft import layer_tensors
 
-__all__ = ["SMOOTH_OPS", "SMOOTH_KEY", "smooth_sites", "apply_smooth_plan", "fit_smooth_lines", "smooth_plan"]
+__all__ = ["SMOOTH_OPS", "SMOOTH_KEY", "smooth_sites", "graft_smooth_site", "apply_smooth_plan", "fit_smooth_lines",
+           "smooth_plan"]
 
-SMOOTH_OPS = {"Sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)), "Tanh": np.tanh}
-SMOOTH_KEY = "graftonnx.smooth_grafts"
+
+SMOOTH_OPS = SMOOTH_FUNCTIONS
 
 
 def smooth_sites(model: onnx.ModelProto) -> tuple[ReluSite, ...]:
-    """Every Sigmoid/Tanh node as a site (``producer`` holds the activation op)."""
+    """Every Sigmoid/Tanh node as a site (``op`` the activation, ``producer`` the op feeding it)."""
     nodes = [n for n in model.graph.node if n.op_type in SMOOTH_OPS]
     shapes = tensor_shapes(model, [n.input[0] for n in nodes]) if nodes else {}
-    return tuple(ReluSite(n.name, n.input[0], n.output[0], n.op_type, shapes[n.input[0]]) for n in nodes)
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    return tuple(ReluSite(n.name, n.input[0], n.output[0], producers.get(n.input[0], "input"), shapes[n.input[0]],
+                          n.op_type) for n in nodes)
 
 
 def _validate(model: onnx.ModelProto, plan: GraftPlan) -> dict[str, ReluSite]:
@@ -64,7 +70,8 @@ def _validate(model: onnx.ModelProto, plan: GraftPlan) -> dict[str, ReluSite]:
     return sites
 
 
-def _graft(graph: gs.Graph, act: gs.Node, lp: LayerPlan, site: ReluSite) -> dict[str, object]:
+def graft_smooth_site(graph: gs.Graph, act: gs.Node, lp: LayerPlan, site: ReluSite) -> GraftRecord:
+    """Rewrite one Sigmoid/Tanh node of ``graph`` into the mask form; its record for ``SMOOTH_KEY``."""
     keep, a, b = layer_tensors(lp, site)
     p, z, y = site.name, act.inputs[0], act.outputs[0]
     c = {k: gs.Constant(f"{p}/graft_{k}", v) for k, v in (("keep", keep), ("a", a), ("b", b))}
@@ -77,39 +84,21 @@ def _graft(graph: gs.Graph, act: gs.Node, lp: LayerPlan, site: ReluSite) -> dict
         gs.Node("Add", f"{p}/graft_b_add", inputs=[v["az"], c["b"]], outputs=[v["line"]]),
         gs.Node("Add", f"{p}/graft_sum", inputs=[v["kept"], v["line"]], outputs=[y]),
     ])
-    return {"site": p, "op": site.producer, "keep": c["keep"].name, "a": c["a"].name, "b": c["b"].name,
-            "granularity": lp.granularity, "count": lp.count}
+    return GraftRecord(p, c["keep"].name, c["a"].name, c["b"].name, lp.granularity, lp.count, lp.fixed)
 
 
 def apply_smooth_plan(model: onnx.ModelProto, plan: GraftPlan) -> onnx.ModelProto:
     """A new model with the plan's Sigmoid/Tanh units grafted; input/output names, shapes, metadata kept."""
     sites = _validate(model, plan)
     meta = metadata(model)
-    done = {r["site"] for r in json.loads(meta.get(SMOOTH_KEY, "[]"))}
+    done = {r.site for r in read_smooth(model)}
     if done & {lp.site for lp in plan.layers if lp.indices}:
         raise BadInput("a plan site is already smooth-grafted in this model: graft the original model instead")
     graph = gs.import_onnx(model)
     acts = {n.name: n for n in graph.nodes if n.op in SMOOTH_OPS}
-    records = [_graft(graph, acts[lp.site], lp, sites[lp.site]) for lp in plan.layers if lp.indices]
-    meta[SMOOTH_KEY] = json.dumps(json.loads(meta.get(SMOOTH_KEY, "[]")) + records)
+    records = [graft_smooth_site(graph, acts[lp.site], lp, sites[lp.site]) for lp in plan.layers if lp.indices]
+    write_smooth(meta, read_smooth(model) + tuple(records))
     return export_like(graph, model, meta, "smooth-grafted")
-
-
-def fit_smooth_lines(z: np.ndarray, op: str) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares ``a, b`` per unit minimising Σ (a·z + b − act(z))²; ``z`` is (N, units, k).
-
-    A unit whose pre-activation never varies gets a = 0, b = act(z) (exact on the data).
-    """
-    if op not in SMOOTH_OPS:
-        raise BadInput(f"activation {op} has no smooth grafting: only Sigmoid and Tanh")
-    zz = np.moveaxis(np.asarray(z, np.float64), 1, 0).reshape(z.shape[1], -1)
-    r = SMOOTH_OPS[op](zz)
-    mz, mr = zz.mean(axis=1), r.mean(axis=1)
-    var = (zz * zz).mean(axis=1) - mz * mz
-    cov = (zz * r).mean(axis=1) - mz * mr
-    flat = var <= 1e-12 * np.maximum(1.0, mz * mz)
-    a = np.where(flat, 0.0, cov / np.where(flat, 1.0, var))
-    return a, mr - a * mz
 
 
 def smooth_plan(model: onnx.ModelProto, x: np.ndarray, units: Mapping[str, Sequence[int]],
@@ -125,6 +114,6 @@ def smooth_plan(model: onnx.ModelProto, x: np.ndarray, units: Mapping[str, Seque
         s = sites[lp.site]
         per = s.size // s.channels if granularity == "channel" else 1
         z = acts[s.input].reshape(len(x), -1, per)[:, list(lp.indices), :]
-        a, b = fit_smooth_lines(z, s.producer)
+        a, b = fit_smooth_lines(z, s.op)
         layers.append(LayerPlan(lp.site, granularity, lp.indices, tuple(map(float, a)), tuple(map(float, b))))
     return GraftPlan(tuple(layers))

@@ -13,6 +13,8 @@ other integer constants, BatchNorm running statistics, the constants of the inpu
 prefix (normalisation, :func:`graftonnx.model.info.input_prefix`), and the graft
 structure (``keep`` and the ``zero`` shift).  Grafted sites train ``a_full``/``b_full``
 and feed ``a_full·m``/``b_full·m`` to the graph, so a non-grafted neuron never gets a line.
+Smooth (Sigmoid/Tanh) grafts (``graftonnx.smooth_grafts``) train the same way: their
+records have the same layout, and their ``keep`` is a buffer.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from ..errors import BadInput, UnsupportedModel
-from ..model.graftmeta import GraftRecord, read_grafts
+from ..model.graftmeta import GraftRecord, read_all_grafts
 from ..model.info import graph_inputs, input_prefix
 from ..model.runtime import tensor_shapes
 from .ops import CONVERTERS, NodeContext, node_attributes
@@ -36,7 +38,7 @@ __all__ = ["OnnxModule", "GraftSite", "to_torch"]
 
 
 class GraftSite(nn.Module):
-    """The trainable line of one grafted Relu: ``a_full``, ``b_full`` and the fixed mask ``m``."""
+    """The trainable line of one grafted Relu (or Sigmoid/Tanh): ``a_full``, ``b_full`` and the fixed mask ``m``."""
 
     def __init__(self, record: GraftRecord, keep: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
         super().__init__()
@@ -67,7 +69,8 @@ def _frozen_constants(model: onnx.ModelProto, records: tuple[GraftRecord, ...]) 
     inits = {t.name for t in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     relus = {n.name: n for n in model.graph.node if n.op_type == "Relu"}
-    adds = [a for r in records if (a := producers.get(relus[r.site].input[0])) is not None and a.op_type == "Add"]
+    adds = [a for r in records if r.site in relus
+            and (a := producers.get(relus[r.site].input[0])) is not None and a.op_type == "Add"]
     frozen = {r.keep for r in records} | {i for a in adds for i in a.input if i in inits}
     frozen.update(i for node in input_prefix(model)[0] for i in node.input if i in inits)
     for node in model.graph.node:
@@ -106,7 +109,7 @@ class OnnxModule(nn.Module):
         inp = graph_inputs(model)[0]
         self.input_name = inp.name
         self.output_names = tuple(o.name for o in model.graph.output)
-        records = read_grafts(model, check=True)
+        records = read_all_grafts(model, check=True)
         consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
         for n in model.graph.node:
             if n.op_type == "Constant":
@@ -119,6 +122,9 @@ class OnnxModule(nn.Module):
         self._build_steps(order, consts)
         self._build_values(model, consts, records)
         self.relu_nodes = tuple((n.name, n.input[0]) for n in order if n.op_type == "Relu")
+        #: (node name, input, op) of every Relu, Sigmoid and Tanh in run order: what auto_LiRPA relaxes.
+        self.activation_nodes = tuple((n.name, n.input[0], n.op_type) for n in order
+                                      if n.op_type in ("Relu", "Sigmoid", "Tanh"))
         self._inlined: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ construction

@@ -101,6 +101,16 @@ def _relu(ctx: NodeContext) -> Step:
     return Step(torch.relu, _data(ctx.node))
 
 
+@CONVERTERS.register("Sigmoid")
+def _sigmoid(ctx: NodeContext) -> Step:
+    return Step(torch.sigmoid, _data(ctx.node))
+
+
+@CONVERTERS.register("Tanh")
+def _tanh(ctx: NodeContext) -> Step:
+    return Step(torch.tanh, _data(ctx.node))
+
+
 @CONVERTERS.register("Neg")
 def _neg(ctx: NodeContext) -> Step:
     return Step(torch.neg, _data(ctx.node))

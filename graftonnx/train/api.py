@@ -19,7 +19,7 @@ from torch import nn
 from ..data.dataset import Dataset
 from ..errors import BadInput, GraftFailure
 from ..model import inspect_model, prepend_normalisation
-from ..model.graftmeta import metadata, read_grafts, set_metadata
+from ..model.graftmeta import metadata, read_all_grafts, set_metadata
 from ..model.info import ModelInfo, TensorInfo
 from ..parity import compare, ort_callable, random_inputs
 from .arch import build_arch, export_onnx
@@ -94,7 +94,7 @@ def finetune(model: onnx.ModelProto, data: Dataset, cfg: TrainConfig) -> Outcome
     info = inspect_model(model)
     check_dataset(data, info.input.sample_shape, _n_classes(info))
     notes: tuple[str, ...] = ()
-    if not read_grafts(model):
+    if not read_all_grafts(model):
         if cfg.freeze_weights:
             raise BadInput("--freeze-weights on a model that is not grafted leaves nothing to train: "
                            "graft it first (graftonnx graft) or drop --freeze-weights")

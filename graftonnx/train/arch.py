@@ -23,10 +23,14 @@ from ..errors import BadInput, GraftFailure
 from ..model.loader import name_nodes
 from ..parity import assert_parity, ort_callable, random_inputs
 
-__all__ = ["ARCH_HELP", "build_arch", "export_onnx", "OPSET"]
+__all__ = ["ARCH_HELP", "MLP_ACTIVATIONS", "build_arch", "export_onnx", "OPSET"]
 
 OPSET = 13
-ARCH_HELP = "mlp:W1,W2,... (hidden widths) or cnn-b (2 conv + 2 FC; sized for 28×28 MNIST or 8×8 digits)"
+ARCH_HELP = ("mlp:W1,W2,... (hidden widths; mlp-sigmoid:... or mlp-tanh:... for smooth activations) or cnn-b "
+             "(2 conv + 2 FC; sized for 28×28 MNIST or 8×8 digits)")
+#: The activation of each MLP family (``mlp-sigmoid:64,64``): Sigmoid/Tanh nets are grafted as least-squares lines.
+MLP_ACTIVATIONS: dict[str, type[nn.Module]] = {"mlp": nn.ReLU, "mlp-relu": nn.ReLU, "mlp-sigmoid": nn.Sigmoid,
+                                               "mlp-tanh": nn.Tanh}
 
 
 def build_arch(spec: str, sample_shape: Sequence[int], n_classes: int) -> nn.Module:
@@ -34,7 +38,7 @@ def build_arch(spec: str, sample_shape: Sequence[int], n_classes: int) -> nn.Mod
     spec = spec.strip().lower()
     if n_classes < 2:
         raise BadInput(f"the data has {n_classes} class(es): a classifier needs at least 2")
-    if spec.startswith("mlp"):
+    if spec.partition(":")[0] in MLP_ACTIVATIONS:
         return _mlp(spec, sample_shape, n_classes)
     if spec == "cnn-b":
         return _cnn_b(sample_shape, n_classes)
@@ -42,17 +46,18 @@ def build_arch(spec: str, sample_shape: Sequence[int], n_classes: int) -> nn.Mod
 
 
 def _mlp(spec: str, sample_shape: Sequence[int], n_classes: int) -> nn.Module:
-    _, _, widths_text = spec.partition(":")
+    family, _, widths_text = spec.partition(":")
+    act = MLP_ACTIVATIONS[family]
     try:
         widths = [int(w) for w in widths_text.split(",") if w.strip()]
     except ValueError:
-        raise BadInput(f"--arch {spec!r}: widths must be integers, e.g. mlp:256,256") from None
+        raise BadInput(f"--arch {spec!r}: widths must be integers, e.g. {family}:256,256") from None
     if not widths or min(widths) < 1:
-        raise BadInput(f"--arch {spec!r}: give at least one positive hidden width, e.g. mlp:256,256")
+        raise BadInput(f"--arch {spec!r}: give at least one positive hidden width, e.g. {family}:256,256")
     layers: list[nn.Module] = [nn.Flatten()]
     width_in = int(math.prod(sample_shape))
     for w in widths:
-        layers += [nn.Linear(width_in, w), nn.ReLU()]
+        layers += [nn.Linear(width_in, w), act()]
         width_in = w
     layers.append(nn.Linear(width_in, n_classes))
     return nn.Sequential(*layers)

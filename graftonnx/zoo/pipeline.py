@@ -87,7 +87,9 @@ def _inspect(ctx: Ctx) -> tuple[dict[str, str], dict[str, Any]]:
     atomic_write_json(path, {"model": ctx.entry.path, "relu_sites": [s.name for s in info.relus],
                              "relu_neurons": int(sum(s.size for s in info.relus))})
     if not info.relus:
-        raise BadInput(f"model {ctx.entry.path} has no ReLU: there is nothing to graft")
+        what = "only Sigmoid/Tanh sites" if info.smooth else "no ReLU"
+        raise BadInput(f"model {ctx.entry.path} has {what}: the zoo grafts ReLU nets; graft smooth nets with "
+                       "graftonnx score/plan/graft/finetune (specs/smooth.md)")
     return {"info": ctx.rel(path)}, {"relu_neurons": int(sum(s.size for s in info.relus))}
 
 
