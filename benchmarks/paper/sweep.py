@@ -72,11 +72,10 @@ def sweep_lines(job: dict[str, Any]) -> list[str]:
     best = recommend(rows)
     if best is not None:
         key = "va_nsat" if all(r.get("va_nsat") is not None for r in rows) else "va_crown"
-        drop = r0["sa"] - best["sa"]
         lines += ["", f"**Recommended ratio: {round(100 * best['ratio'])} %**: the largest "
                   f"{who if key == 'va_nsat' else crown} VA ({cell(best[key], best[_n(key)])} %) whose SA drop "
-                  f"stays within {MAX_SA_DROP:g} pts of the baseline ({drop:+.1f} pts: SA {r0['sa']:.1f} → "
-                  f"{best['sa']:.1f} %); McNemar against the baseline "
+                  f"stays within {MAX_SA_DROP:g} pts of the baseline (SA {r0['sa']:.1f} → {best['sa']:.1f} %, "
+                  f"{best['sa'] - r0['sa']:+.1f} pts); McNemar against the baseline "
                   f"{p_text(paired(best.get(_v(key)) or [], r0.get(_v(key)) or []))}."]
     return lines + [""]
 
