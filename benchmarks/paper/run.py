@@ -9,7 +9,7 @@ sittings) builds the table at a size that means something.  Work (trained nets, 
 folders, verifier journals) goes to ``--out`` (default ``out/paper-<mode>``, git-ignored)
 and is resumed on a re-run, instance by instance (kill it any time, run the same command
 again); the results JSON, the Markdown page and the PNG plots go to ``--docs`` (default:
-``docs/`` for ``--full`` and ``--table1``, the work folder for ``--quick``) and the JSON
+``docs/`` for ``--full`` and ``--table1`` without ``--only``, else the work folder) and the JSON
 also to ``benchmarks/results/paper-<mode>.json`` there.  The README's one-line claim is
 printed at the end (and written into the page), generated from the new table.
 """
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     mode = "full" if args.full else "table1" if args.table1 else "quick"
     out = args.out or ROOT / "out" / f"paper-{mode}"
-    docs = args.docs or (ROOT / "docs" if mode != "quick" else out)
+    # a partial run (--only) never overwrites docs/results.md unless --docs says so
+    docs = args.docs or (ROOT / "docs" if mode != "quick" and not args.only else out)
     known = {j.key for j in MODES[mode].jobs}
     try:
         for key in args.only:

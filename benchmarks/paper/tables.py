@@ -157,7 +157,7 @@ def results_markdown(data: dict[str, Any], images: Sequence[str], abcrown: tuple
     lines += [f"![{p}]({p})" for p in shared] + ([""] if shared else [])
     if abcrown is not None:
         lines += abcrown_section(*abcrown)
-    lines += paper_section() + notes()
+    lines += paper_section() + notes(data)
     return "\n".join(lines) + "\n"
 
 
