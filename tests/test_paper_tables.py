@@ -171,3 +171,14 @@ def test_table1_mode_sizes() -> None:
     assert by_key["cnn-eps0.1"].sweep == by_key["mlp-eps0.1"].sweep == tuple(k / 10 for k in range(1, 10))
     assert by_key["cnn-eps0.1"].schedule == "total" and not by_key["resnet_2b"].finetune
     assert any(len(x) == 5 and x[4] == "channel" for x in by_key["cnn-eps0.1"].extra)
+
+
+def test_earlier_modes_keep_their_fingerprints() -> None:
+    """Knobs added for table1 leave quick/full job fingerprints as they were: their finished runs still resume."""
+    from benchmarks.paper.pipeline import PaperJob
+
+    got = {m: [PaperJob(j, MODES[m]).fingerprint() for j in MODES[m].jobs] for m in ("quick", "full")}
+    assert got == {"quick": ["70e859d7fb7b"], "full": ["3e090750ff65", "50cadb61234a", "81e095712f53",
+                                                       "10a53c334c32", "d81bd4081445"]}  # as of commit 3be166d
+    cnn = next(j for j in MODES["table1"].jobs if j.key == "cnn-eps0.1")
+    assert cnn.method(MODES["table1"].budget) == "crown"  # α-CROWN is past the budget on CNN-B here (its note)

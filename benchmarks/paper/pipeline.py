@@ -101,10 +101,10 @@ def _journal_name(tag: str, backend: str) -> str:
     return f"{tag}.jsonl" if backend in ("lirpa", "neuralsat") else f"{tag}-{backend}.jsonl"
 
 
-def _backend_options(backend: str, budget: Any) -> Any:
+def _backend_options(backend: str, pj: PaperJob) -> Any:
     """The verifier's options: lirpa's bound method; α,β-CROWN from $ABCROWN when $ABCROWN_PATH is unset."""
     if backend == "lirpa":
-        return LirpaOptions(method=budget.lirpa_method)
+        return LirpaOptions(method=pj.job.method(pj.mode.budget))
     if backend == "abcrown" and not os.environ.get("ABCROWN_PATH"):
         from graftonnx.verify.backends.abcrown import AbcrownOptions
 
@@ -120,7 +120,7 @@ def _verify_step(ctx: Ctx, tag: str, names: list[str], backend: str) -> tuple[di
     bench, journal = _export(pj.job, pj.mode, _splits(ctx), ctx.dir, names, n, tag), ctx.dir / _journal_name(tag,
                                                                                                             backend)
     _prune_journal(bench, journal)
-    verify_benchmark(bench, backend, _backend_options(backend, b), journal, workers=b.workers, progress=False)
+    verify_benchmark(bench, backend, _backend_options(backend, pj), journal, workers=b.workers, progress=False)
     return {"bench": ctx.rel(bench), "journal": ctx.rel(journal)}, {"backend": backend}
 
 
@@ -156,7 +156,7 @@ def _rows_step(ctx: Ctx, lirpa: str, nsat: str | None) -> tuple[dict[str, str], 
         sa_v, ra_v, clean = _instance_accuracy(path, pj.job, pj.mode, splits, row.n_crown)
         verdicts, times = crown_each.get(v.name, ([], []))
         row = replace(row, sa_verify=sa_v, ra_verify=ra_v, clean=clean, crown_verdicts=tuple(verdicts),
-                      crown_times=tuple(times), crown_method=pj.mode.budget.lirpa_method, complete_backend=complete)
+                      crown_times=tuple(times), crown_method=pj.job.method(pj.mode.budget), complete_backend=complete)
         if row.n_nsat:
             nv, nt = ns_each[v.name]
             row = replace(row, ra_verify_nsat=_instance_accuracy(path, pj.job, pj.mode, splits, row.n_nsat)[1],
