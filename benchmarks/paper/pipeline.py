@@ -159,8 +159,10 @@ def _rows_step(ctx: Ctx, lirpa: str, nsat: str | None) -> tuple[dict[str, str], 
                       crown_times=tuple(times), crown_method=pj.job.method(pj.mode.budget), complete_backend=complete)
         if row.n_nsat:
             nv, nt = ns_each[v.name]
-            row = replace(row, ra_verify_nsat=_instance_accuracy(path, pj.job, pj.mode, splits, row.n_nsat)[1],
-                          nsat_verdicts=tuple(nv), nsat_times=tuple(nt))  # type: ignore[arg-type]
+            # the complete column's images are the first n_nsat of the lirpa column's: the same attack's verdicts
+            ra_n = 100 * sum(clean[:row.n_nsat]) / row.n_nsat if row.n_nsat <= len(clean) else \
+                _instance_accuracy(path, pj.job, pj.mode, splits, row.n_nsat)[1]
+            row = replace(row, ra_verify_nsat=ra_n, nsat_verdicts=tuple(nv), nsat_times=tuple(nt))  # type: ignore[arg-type]
         rows.append(row)
     base = json.loads(ctx.output("base", "base").read_text())
     seconds = sum(r.seconds for r in ctx.done.values())
@@ -191,7 +193,8 @@ def paper_steps(pj: PaperJob) -> list[Step]:
     nsat = f"{tag}:{settings_key(nsat_names)[:8]}" if nsat_names else None
     if nsat:
         steps.append(Step(nsat, lambda ctx: _verify_step(ctx, "nsat", nsat_names, backend), built))
-    rows = f"rows:{settings_key(names, nsat_names)[:8]}"
+    # a switch of complete verifier renames the rows step too (NeuralSAT keeps the name earlier runs journaled)
+    rows = f"rows:{settings_key(names, nsat_names, *(() if backend == 'neuralsat' else (backend,)))[:8]}"
     return steps + [Step(rows, lambda ctx: _rows_step(ctx, lirpa, nsat), (lirpa, *((nsat,) if nsat else ())))]
 
 
