@@ -2,12 +2,14 @@
 
 Steps: ``base`` (the ungrafted network) → ``scores`` (one ScoreTable for every row) →
 ``variant:<row>`` (graft, finetune, SA/RA) → ``lirpa:<rows>`` / ``nsat:<rows>`` (export one
-benchmark folder for all rows, verify; every instance journaled) → ``rows:<rows>`` (the
-report and ``rows.json``).  Why the engine: the zoo and the demo run the same way, an
-interrupted run resumes at the step that was running, and a job folder made with other
-settings is refused.  The settings fingerprint leaves out *which rows* exist, so adding a
-row reuses the models of the others; the verify and rows steps are named after the row
-set, so they rerun (reusing every verified instance) when it changes.
+benchmark folder for all rows, verify; every instance journaled; ``nsat-abcrown:<rows>``
+when the complete verifier is α,β-CROWN) → ``rows:<rows>`` (the report and ``rows.json``,
+with every instance's counted verdict and time, so rows pair instance by instance).  Why
+the engine: the zoo and the demo run the same way, an interrupted run resumes at the step
+that was running, and a job folder made with other settings is refused.  The settings
+fingerprint leaves out *which rows* exist, so adding a row reuses the models of the
+others; the verify and rows steps are named after the row set, so they rerun (reusing
+every verified instance) when it changes.
 """
 
 from __future__ import annotations

@@ -54,6 +54,9 @@ def _pair(a: dict[str, Any], b: dict[str, Any], key: str) -> str:
 
 def _time_line(base: dict[str, Any], g: dict[str, Any], who: str) -> str | None:
     tb, tg = row_time(base, "va_nsat"), row_time(g, "va_nsat")
+    if tb is not None and tg is not None and not (tb.mean and tg.mean):  # per-instance data, nobody to time
+        return (f"| mean {who} time ÷4 or better (the paper's way) | no time: baseline {tb.timed}, grafted "
+                f"{tg.timed} instances correct, not attacked and answered in time | **not evaluated** | – | – |")
     if tb is not None and tg is not None and tb.mean and tg.mean:
         ratio, ci = tb.mean / tg.mean, ratio_interval(tb.times, tg.times)
         ci_text = "–" if ci is None else f"÷{ci[0]:.2f} … ÷{ci[1]:.2f} (bootstrap)"
@@ -89,7 +92,7 @@ def target_lines(job: dict[str, Any]) -> list[str]:
     for what, k, limit in (("SA", "sa", 1.5), ("RA", "ra", 3.0)):
         d, nh = base[k] - g[k], g.get("n_heldout")
         ci = diff_interval(base[k], nh, g[k], nh)
-        out.append(f"| {what} drop ≤ {limit:g} pts | {base[k]:.1f} → {g[k]:.1f} ({-d:+.1f}) | "
+        out.append(f"| {what} drop ≤ {limit:g} pts | {base[k]:.1f} → {g[k]:.1f} ({g[k] - base[k]:+.1f}) | "
                    f"{verdict(d, ci, limit, False, f'over by {d - limit:.1f} pts')} | {_ci(ci)} (drop) | – |")
     line = _time_line(base, g, who)
     out += [line] if line else []
