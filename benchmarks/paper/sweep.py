@@ -1,4 +1,4 @@
-"""The trade-off curve: VA, SA, RA, UNR and time against the grafting ratio, and the ratio graftonnx recommends.
+"""The trade-off curve (VA, SA, RA, UNR and time against the ratio, the ratio graftonnx recommends), channel vs neuron.
 
 Why a sweep: Table 1 shows three ratios, the paper's Figure shows the whole trade-off, and
 a user needs one answer ("how much can I graft?").  A job with ``NetJob.sweep`` grafts the
@@ -6,7 +6,8 @@ combined criterion at 10 … 90 % with ``--schedule total``, whose plans are nes
 point grafts the previous point's units and more, specs/selection.md), so the curve moves
 one knob.  The recommendation is the rule ``graftonnx tune`` applies: the largest VA whose
 SA drop from the ungrafted baseline stays within 1.5 pts (the baseline is always
-feasible); ties go to the smaller ratio.
+feasible); ties go to the smaller ratio.  Channel rows (``granularity == "channel"``) are
+set beside the neuron rows of the same ratio, which graft (nearly) the same neuron count.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from .evidence import cell, p_text, paired
 from .targets import find_row, row_time, verifier_name
 
-__all__ = ["MAX_SA_DROP", "sweep_rows", "recommend", "sweep_lines"]
+__all__ = ["MAX_SA_DROP", "sweep_rows", "recommend", "sweep_lines", "channel_lines"]
 
 #: the brief's SA target, and the recommendation's feasibility rule
 MAX_SA_DROP = 1.5
@@ -86,3 +87,27 @@ def _n(key: str) -> str:
 
 def _v(key: str) -> str:
     return "nsat_verdicts" if key == "va_nsat" else "crown_verdicts"
+
+
+def channel_lines(job: dict[str, Any]) -> list[str]:
+    """Channel vs neuron grafting at each ratio that has both rows (equal neuron counts), paired by McNemar."""
+    pairs = []
+    for c in (r for r in job["rows"] if r.get("granularity", "neuron") == "channel"):
+        n = find_row(job, c["criterion"], c["ratio"], c["init"])
+        if n is not None and c.get("schedule", "total") == "total":
+            pairs.append((n, c))
+    if not pairs:
+        return []
+    crown = verifier_name(pairs[0][0].get("crown_method", "crown"))
+    lines = [f"**Channel vs neuron grafting at equal neuron counts** ({crown} VA on the same "
+             f"{pairs[0][0]['n_crown']} instances):", "",
+             f"| ratio | neurons grafted (neuron / channel) | VA % {crown}, neurons | VA % {crown}, channels | "
+             "McNemar (channels : neurons) | SA %, neurons | SA %, channels | UNR %, neurons / channels |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, c in sorted(pairs, key=lambda p: p[0]["ratio"]):
+        pair = p_text(paired(c.get("crown_verdicts") or [], n.get("crown_verdicts") or []))
+        lines.append(f"| {round(100 * n['ratio'])} % | {n['grafted_neurons']} / {c['grafted_neurons']} | "
+                     f"{cell(n['va_crown'], n['n_crown'])} | {cell(c['va_crown'], c['n_crown'])} | {pair} | "
+                     f"{cell(n['sa'], n.get('n_heldout'))} | {cell(c['sa'], c.get('n_heldout'))} | "
+                     f"{n['unr']:.1f} / {c['unr']:.1f} |")
+    return lines + [""]

@@ -16,7 +16,7 @@ from typing import Any
 
 from .evidence import cell, p_text, paired
 from .paper_text import PAPER_TABLE1, abcrown_section, notes, paper_section
-from .sweep import sweep_lines
+from .sweep import channel_lines, sweep_lines
 from .targets import find_row, readme_claim, row_time, target_lines, verifier_name
 
 __all__ = ["results_markdown", "PAPER_TABLE1", "target_lines", "job_table", "abcrown_section", "readme_claim",
@@ -127,7 +127,7 @@ def durations(job: dict[str, Any]) -> str:
     variants = [v for k, v in steps.items() if k.startswith("variant:")]
     parts = [f"{k} {v:.0f} s" for k, v in steps.items() if not k.startswith("variant:")]
     parts.insert(2 if len(parts) > 1 else len(parts), f"{len(variants)} rows built {sum(variants):.0f} s")
-    return "Steps: " + ", ".join(parts) + "."
+    return "Steps (the seconds of the sitting that finished each): " + ", ".join(parts) + "."
 
 
 def _took(seconds: float | list[float]) -> str:
@@ -151,7 +151,7 @@ def results_markdown(data: dict[str, Any], images: Sequence[str], abcrown: tuple
         lines += job_table(job) + [""]
         if j["finetune"] and find_row(job, "combined", 0.5) is not None:
             lines += ["Targets of the brief on this network:", ""] + target_lines(job) + [""]
-        lines += sweep_lines(job)
+        lines += sweep_lines(job) + channel_lines(job)
         pics = [p for p in images if f"-{j['key']}-" in p or p.endswith(f"-{j['key']}.png")]
         lines += [f"![{p}]({p})" for p in pics] + ([""] if pics else [])
     shared = [p for p in images if not any(f"-{jb['job']['key']}" in p for jb in data["jobs"])]
