@@ -3,7 +3,9 @@
 The quick mode trains a tiny MLP on mnist5k, grafts 50 % (combined criterion and prune),
 finetunes every row, verifies with auto_LiRPA CROWN on 12 ERAN images and NeuralSAT on 2.
 Even at that scale two directions must hold: grafting lowers UNR, and CROWN verifies at
-least as many of the same instances after grafting as before.
+least as many of the same instances after grafting as before.  The interval code every cell
+of docs/results.md relies on is checked here too, against published values: Wilson
+intervals (Newcombe 1998, Table I) and exact McNemar p-values.
 """
 
 from __future__ import annotations
@@ -131,3 +133,44 @@ def test_target_arithmetic() -> None:
     assert "(÷5.00) | **met**" in text  # time
     assert "88.0 − 55.0 = 33.0 | **missed** (over by 28.0 pts)" in text  # certified gap
     assert "55.0 vs 52.0 (+3.0) | **missed** (short by 2.0 pts)" in text  # combined vs random
+
+
+#: Newcombe (1998), "Two-sided confidence intervals for the single proportion: comparison of seven
+#: methods", Statistics in Medicine 17:857–872, Table I, method 3 (Wilson score interval, no continuity
+#: correction): its four worked examples.  Checked here against an independent formula too (the roots of
+#: (p − k/n)² = z² p (1 − p) / n), so neither the table nor graftonnx's closed form is taken on trust.
+NEWCOMBE_1998_WILSON = [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611),
+                        (1, 29, 0.0061, 0.1718)]
+
+
+@pytest.mark.parametrize(("k", "n", "low", "high"), NEWCOMBE_1998_WILSON)
+def test_wilson_interval_against_a_published_table(k: int, n: int, low: float, high: float) -> None:
+    """The interval every VA / SA / RA cell of docs/results.md carries, against Newcombe's Table I."""
+    import math
+
+    from graftonnx.report.stats import Z95, wilson_interval
+
+    lo, hi = wilson_interval(k, n)
+    assert (round(lo, 4), round(hi, 4)) == (low, high)
+    p, a = k / n, 1 + Z95 ** 2 / n  # independent: the quadratic's roots
+    b = -(2 * p + Z95 ** 2 / n)
+    d = math.sqrt(b * b - 4 * a * p * p)
+    assert (lo, hi) == pytest.approx(((-b - d) / (2 * a), (-b + d) / (2 * a)), abs=1e-12)
+
+
+@pytest.mark.parametrize(("b", "c", "p"), [
+    (0, 0, 1.0), (1, 0, 1.0), (5, 0, 0.0625), (6, 0, 0.03125), (0, 9, 0.00390625), (10, 10, 1.0),
+    (1, 7, 0.0703125),  # 2·(C(8,0) + C(8,1)) / 2⁸ = 18/256: the exact conditional p = 0.070 of Fagerland,
+    #                     Lydersen & Laake (2013, BMC Med Res Methodol 13:91) for their b = 1, c = 7 example
+    (3, 12, 0.03515625)])  # 2·(1 + 15 + 105 + 455) / 2¹⁵
+def test_mcnemar_exact_known_values(b: int, c: int, p: float) -> None:
+    """The paired test of grafted vs baseline (and combined vs random) on the same instances."""
+    from scipy.stats import binomtest
+
+    from graftonnx.report.stats import mcnemar_exact
+
+    assert mcnemar_exact(b, c) == p == mcnemar_exact(c, b)
+    if b + c:
+        assert mcnemar_exact(b, c) == pytest.approx(binomtest(b, b + c, 0.5).pvalue, abs=1e-12)  # independent
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 2)

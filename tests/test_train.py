@@ -130,6 +130,8 @@ def test_evaluate_on_shared_net_confirms_every_attack_in_onnxruntime(mnist_csv):
     assert r.robust <= r.correct == 30
     assert r.attacked > 0 and r.confirmed == r.attacked and r.unconfirmed == 0
     assert r.robust == r.correct - r.confirmed
+    assert len(r.robust_mask) == 30 and sum(r.robust_mask) == r.robust  # per image, for paired times
+    assert "robust_mask" not in r.to_dict() and all(clean.robust_mask)
 
 
 # ----------------------------------------------------------------------------- finetune

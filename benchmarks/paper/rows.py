@@ -36,7 +36,7 @@ from graftonnx.verify import Verdict, read_instances
 from .config import Mode, NetJob
 from .nets import Splits, subset
 
-__all__ = ["Variant", "Row", "variants_of", "machine"]
+__all__ = ["Variant", "Row", "variants_of", "machine", "per_instance"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,16 @@ class Row:
     ra_verify: float | None = None
     ra_verify_nsat: float | None = None  # RA on exactly the NeuralSAT instance images
     schedule: str = "total"  # λ schedule of combined / prune rows (specs/selection.md)
+    granularity: str = "neuron"
+    crown_method: str = "crown"  # the lirpa column's bound (crown | alpha-crown)
+    complete_backend: str = "neuralsat"  # the complete column's verifier (neuralsat | abcrown)
+    #: per instance, in the benchmark's instance order (the same images, in the same order, for every row
+    #: of a job; the complete column's images are the first n_nsat of these): counted verdicts ("missing"
+    #: where the journal has none), wall seconds, and whether the image is correctly classified and not
+    #: attacked by PGD (the paper's time population).  Why kept: McNemar pairs rows instance by instance.
+    crown_verdicts: tuple[str, ...] = ()
+    crown_times: tuple[float | None, ...] = ()
+    clean: tuple[bool, ...] = ()
 
 
 def _log(msg: str) -> None:
@@ -102,9 +112,10 @@ def _log(msg: str) -> None:
 
 
 def variants_of(job: NetJob) -> list[Variant]:
-    """Baseline, every criterion × ratio (with the job's init), then the job's extra rows."""
+    """Baseline, every criterion × ratio (with the job's init), the sweep's combined rows, then the extra rows."""
     out = [Variant("baseline", 0.0, job.init, job.schedule)]
     out += [Variant(c, r, job.init, job.schedule) for c in job.criteria for r in job.ratios]
+    out += [Variant("combined", r, job.init, job.schedule) for r in job.sweep if r > 0]
     out += [Variant(*x) if len(x) >= 4 else Variant(*x, job.schedule) for x in job.extra]  # type: ignore[misc]
     return list(dict.fromkeys(out))
 
@@ -160,13 +171,34 @@ def _accuracy(model_path: Path, job: NetJob, mode: Mode, splits: Splits) -> dict
     return {"sa": 100 * res.sa, "ra": 100 * res.ra, "n_heldout": res.n, "ra_unconfirmed": res.unconfirmed}
 
 
-def _instance_accuracy(model_path: Path, job: NetJob, mode: Mode, splits: Splits, n: int) -> tuple[float, float]:
-    """(SA, RA) in % on the first ``n`` verification images in the export's seeded order (the VA images)."""
+def _instance_accuracy(model_path: Path, job: NetJob, mode: Mode, splits: Splits, n: int
+                       ) -> tuple[float, float, tuple[bool, ...]]:
+    """(SA, RA) in % on the first ``n`` verification images in the export's seeded order (the VA images),
+    and per image whether it is correctly classified and not attacked."""
     idx = np.random.default_rng(mode.seed).permutation(len(splits.verify))[:n]
     b = mode.budget
     res = evaluate(api.load(model_path), subset(splits.verify, idx),
                    EvalConfig(eps=job.eps, steps=b.pgd_steps, restarts=b.pgd_restarts, seed=mode.seed))
-    return 100 * res.sa, 100 * res.ra
+    return 100 * res.sa, 100 * res.ra, res.robust_mask
+
+
+def per_instance(bench: Path, journal: Path, backend: str) -> dict[str, tuple[list[str], list[float | None]]]:
+    """model name → (counted verdicts, seconds) in the benchmark's instance order ("missing": no result yet).
+
+    Counted as the report counts them (:func:`graftonnx.report.counted_verdict`: a late answer is a timeout).
+    """
+    from graftonnx.report import read_journals
+    from graftonnx.report.metrics import counted_verdict
+
+    instances = read_instances(bench)
+    done = read_journals([journal], instances, bench) if journal.is_file() else {}
+    out: dict[str, tuple[list[str], list[float | None]]] = {}
+    for i in instances:
+        verdicts, times = out.setdefault(Path(i.model).stem, ([], []))
+        rec = done.get((i.key, backend))
+        verdicts.append("missing" if rec is None else counted_verdict(rec.result, i.timeout).value)
+        times.append(None if rec is None else round(float(rec.result.seconds), 3))
+    return out
 
 
 def _export(job: NetJob, mode: Mode, splits: Splits, folder: Path, names: list[str], n: int, tag: str) -> Path:
@@ -193,7 +225,8 @@ def _row(job: NetJob, v: Variant, rec: dict[str, object], crown: ModelMetrics, n
               crown.unr.neurons, 100 * crown.unr.unr, {x.site: 100 * x.unr for x in crown.unr.layers},
               crown.unr.bound, float(rec["sa"]), float(rec["ra"]), int(rec["n_heldout"]),  # type: ignore[arg-type,call-overload]
               100 * (crown.va or 0.0), crown.instances, crown.mean_time,
-              finetune_seconds=rec.get("finetune_seconds"), schedule=v.schedule)  # type: ignore[arg-type]
+              finetune_seconds=rec.get("finetune_seconds"), schedule=v.schedule,  # type: ignore[arg-type]
+              granularity=v.granularity)
     if nsat is None or not nsat.backend:
         return row
     non_sat = [t for t, x in zip(nsat.times, nsat.verdicts, strict=True) if x != Verdict.SAT]
@@ -232,4 +265,5 @@ def machine() -> dict[str, object]:
     return {"cpu": cpu, "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "platform": platform.platform(), "torch": torch.__version__, "onnxruntime": ver("onnxruntime"),
-            "onnx": ver("onnx"), "neuralsat": ver("neuralsat"), "graftonnx": api.__version__}
+            "onnx": ver("onnx"), "neuralsat": ver("neuralsat"), "graftonnx": api.__version__,
+            "abcrown": os.environ.get("ABCROWN_PATH") or os.environ.get("ABCROWN") or ""}

@@ -10,7 +10,7 @@ it is, and clean accuracy is onnxruntime's too.
 from __future__ import annotations
 
 import time
-from dataclasses import MISSING, asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, field
 
 import numpy as np
 import onnx
@@ -57,6 +57,9 @@ class EvalResult:
     steps: int
     restarts: int
     seconds: float
+    #: per sample: correctly classified and no confirmed attack (what "robust" counts); for
+    #: per-instance pairing (the paper's times: instances correctly classified and not attacked)
+    robust_mask: tuple[bool, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def sa(self) -> float:
@@ -67,7 +70,9 @@ class EvalResult:
         return self.robust / self.n if self.n else 0.0
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self) | {"sa": self.sa, "ra": self.ra, "seconds": round(self.seconds, 3)}
+        d = asdict(self)
+        d.pop("robust_mask")
+        return d | {"sa": self.sa, "ra": self.ra, "seconds": round(self.seconds, 3)}
 
 
 def torch_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, bounds: tuple[float, float],
@@ -132,7 +137,7 @@ def evaluate(model: onnx.ModelProto, data: Dataset, cfg: EvalConfig, module: nn.
         finally:
             module.to(home)  # a caller's module goes back where it was
     return EvalResult(len(data), n_correct, int(ok.sum()), attacked, confirmed, attacked - confirmed,
-                      cfg.eps, cfg.steps, cfg.restarts, time.perf_counter() - start)
+                      cfg.eps, cfg.steps, cfg.restarts, time.perf_counter() - start, tuple(bool(v) for v in ok))
 
 
 def _confirm(runner: OrtRunner, adv: np.ndarray, data: Dataset, hits: np.ndarray, eps: float) -> np.ndarray:
