@@ -11,7 +11,7 @@ from typing import Any
 
 from ..device import device_knob
 from ..errors import BadInput
-from ..settings import Settings, above, at_least, knob, knobs, stage
+from ..settings import Settings, above, at_least, knob, knobs, stage, within
 
 __all__ = ["TrainConfig", "RUNTIME_FIELDS"]
 
@@ -57,6 +57,9 @@ class TrainConfig(Settings):
                                      "needed. In a zoo manifest, 'original' names the entry's own model.",
                                metavar="ONNX")
     temperature: float = knob(4.0, "Softmax temperature of the --teacher KL loss.", check=above(0))
+    teacher_hard: float = knob(0.5, "With --teacher: share h of the loss that is cross-entropy at the adversarial "
+                                    "input against the teacher's top-1; 1 − h is the KL (0 = soft targets only).",
+                               check=within(0, 1))
     crop_pad: int = knob(0, "Augment: zero-pad images by this many pixels and crop back at a random offset "
                             "(0 = off; 4 suits CIFAR, 2 MNIST).", check=at_least(0))
     flip: bool = knob(False, "Augment: random horizontal flips (natural images only; wrong for digits).")

@@ -5,10 +5,12 @@ Why these terms (training.md has the full argument):
 * **FAT + GradAlign** (the paper's recipe): cross-entropy at an FGSM-RS example plus
   ``λ·(1 − cos)`` between input gradients at the clean point and at a random ball point.
 * **Teacher** (``--teacher``): the grafted network should compute what the original did,
-  so the targets are the original's temperature-scaled soft logits, ``T²·KL`` at the clean
+  so the targets are the original's temperature-scaled soft logits, ``T·KL`` at the clean
   input and at the FGSM-RS example (each matched against the teacher *at that input*),
-  averaged; the attack and GradAlign use the teacher's clean top-1 as labels.  No label
-  of the data is read.
+  averaged, mixed ``(1 − h) : h`` (``h = teacher_hard``) with the FAT cross-entropy at the
+  FGSM-RS example against the teacher's clean top-1 (soft targets alone recover accuracy several times slower from a
+  badly grafted start: benchmarks/results/teacher.md); the attack and GradAlign use those
+  labels too.  No label of the data is read.
 * **RS** (Xiao et al., 2019): ``−tanh(1 + l·u)`` averaged over the units that are still
   ReLUs (grafted units are masked out), on interval bounds over the ε-ball: it rewards
   neurons whose bounds do not straddle zero, which is exactly UNR.
@@ -85,10 +87,16 @@ def fat_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfi
 
 
 def distill_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T²·KL(softmax(teacher/T) ‖ softmax(student/T))``, batch mean (Hinton et al., 2015)."""
+    """``T·KL(softmax(teacher/T) ‖ softmax(student/T))``, batch mean.
+
+    The factor is ``T``, not Hinton's ``T²``: its gradient w.r.t. the student's logits is
+    ``softmax(s/T) − softmax(t/T)``, bounded like cross-entropy's at every temperature, so the
+    learning rate tuned for FAT works unchanged.  (``T²`` matches CE's scale only for logits
+    small against ``T``; on VNN-COMP nets with logits in the tens it made the 9×200 MLP diverge.)
+    """
     t = temperature
     return F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher / t, 1), reduction="batchmean",
-                    log_target=True) * t * t
+                    log_target=True) * t
 
 
 def _teacher_loss(model: nn.Module, teacher: nn.Module, x: torch.Tensor, cfg: TrainConfig, lo: float, hi: float,
@@ -101,8 +109,12 @@ def _teacher_loss(model: nn.Module, teacher: nn.Module, x: torch.Tensor, cfg: Tr
         t_adv = teacher(x_adv)
     clean, adv = model(x), model(x_adv)
     kl_clean, kl_adv = distill_kl(clean, t_clean, cfg.temperature), distill_kl(adv, t_adv, cfg.temperature)
-    loss = 0.5 * (kl_clean + kl_adv)
+    h = cfg.teacher_hard  # a convex mix: the gradient keeps cross-entropy's scale whatever h is
+    loss = (1.0 - h) * 0.5 * (kl_clean + kl_adv)
     terms = {"kl_clean": float(kl_clean.detach()), "kl_adv": float(kl_adv.detach())}
+    if h > 0:  # FAT's own term on the teacher's labels: the sharp signal soft targets lack
+        ce = F.cross_entropy(adv, y)
+        loss, terms["ce_adv"] = loss + h * ce, float(ce.detach())
     if cfg.grad_align > 0:
         reg, _ = _grad_align(model, x, y, cfg, lo, hi, gen)
         loss = loss + reg
