@@ -150,7 +150,7 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append(f"| {r['variant']} | {r.get('epochs', '–')} | {r['sa']:.3f} | {r['fidelity']:.3f} | "
                          f"{r['ra']:.3f} | {'–' if r['seconds'] is None else r['seconds']} |")
         lines.append("")
-    lines += ["## Reading", "", res.get("reading", "(see the JSON)"), ""]
+    lines += ["What these numbers say (and do not): specs/training.md, section Measured.", ""]
     return "\n".join(lines)
 
 
