@@ -193,3 +193,30 @@ def test_manifest_section_takes_the_new_knobs():
         parse(TrainConfig, {"temperature": 0}, fail)
     with pytest.raises(BadInput, match="bound-warmup"):
         TrainConfig(epochs=2, bound_warmup=3)
+
+
+def test_zoo_finetunes_from_the_entrys_original(tmp_path):
+    """``finetune: {teacher: original}`` in a manifest distils each variant from the entry's own model."""
+    from graftonnx.zoo import load_manifest, run_zoo
+
+    net = tmp_path / "net.onnx"
+    d = load_dataset("digits", stub_info((64,), 10), DataSpec(layout="flat", n=300))
+    api.save_model(train_from_scratch("mlp:16", d, TrainConfig(epochs=3, eps=0, lr=0.1, batch_size=32,
+                                                               progress=False, val_fraction=0)).model, net)
+    man = tmp_path / "zoo.yaml"
+    man.write_text(f"""defaults:
+  ratios: [0.5]
+  export: {{instances: 1, timeout: 10}}
+  verify: {{backend: lirpa, timeout: 10}}
+models:
+  - name: digits
+    path: {net}
+    eps: 0.03
+    data: {{source: digits, layout: flat, n: 60}}
+    finetune: {{epochs: 1, batch_size: 32, teacher: original}}
+""")
+    run_zoo(load_manifest(man), tmp_path / "out")  # "original" reaching finetune() itself would be BadInput
+    tuned = load_model(tmp_path / "out" / "digits" / "graft0.5-ft.onnx")
+    meta = {p.key: p.value for p in tuned.metadata_props}
+    assert json.loads(meta[TRAIN_KEY])["config"]["teacher"] == "original"
+    assert (tmp_path / "out" / "summary.json").is_file()
