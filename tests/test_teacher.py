@@ -220,3 +220,18 @@ models:
     meta = {p.key: p.value for p in tuned.metadata_props}
     assert json.loads(meta[TRAIN_KEY])["config"]["teacher"] == "original"
     assert (tmp_path / "out" / "summary.json").is_file()
+
+
+def test_cli_evaluate_reports_fidelity_with_a_teacher(mnist, tmp_path):
+    base, grafted, _, _ = mnist
+    g, t = tmp_path / "g.onnx", tmp_path / "orig.onnx"
+    onnx.save(grafted, g)
+    onnx.save(base, t)
+    res = CliRunner().invoke(main, ["evaluate", str(g), "--data", "mnist5k", "--n", "100", "--eps", "0",
+                                    "--teacher", str(t), "--json"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.output)
+    assert 0 <= rec["fidelity"] <= 1 and abs(rec["fidelity"] - rec["sa"]) <= 0.05  # the original is ~99 % right
+    res = CliRunner().invoke(main, ["evaluate", str(t), "--data", "mnist5k", "--n", "50", "--eps", "0",
+                                    "--teacher", str(t)])
+    assert res.exit_code == 0 and "fidelity 1.0000" in res.output
