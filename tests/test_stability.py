@@ -92,6 +92,27 @@ def test_bounds_through_outside_normalisation_and_grafted_units_are_zero():
         assert grafted.any() and float(b.relus[relu].lo[grafted].abs().max()) == 0.0
 
 
+@pytest.mark.parametrize("name", ["mnist-net_256x2", "resnet_2b"])
+def test_margin_bounds_through_the_last_layer_are_sound_and_tighter(name):
+    model = _graft_some(load_model(model_path(name)))
+    module = to_torch(model)
+    net = IntervalNet(model, module)
+    shape = inspect_model(model).input.sample_shape
+    x = torch.rand(3, *shape)
+    with torch.no_grad():
+        b = net((x - 0.01).clamp(0, 1), (x + 0.01).clamp(0, 1))
+        y = module(x).argmax(1)
+        elided = b.margin_lower(y)
+        naive = b.out.lo.gather(1, y[:, None]) - b.out.hi
+        assert b.last_map is not None
+        assert bool((elided >= naive.scatter(1, y[:, None], 0.0) - 1e-4).all())
+        assert float((elided - naive).max()) > 0  # strictly tighter somewhere
+        for _ in range(16):
+            z = module((x + (torch.rand_like(x) * 2 - 1) * 0.01).clamp(0, 1))
+            margin = z.gather(1, y[:, None]) - z
+            assert bool((margin >= elided - 1e-4 * max(1.0, float(z.abs().max()))).all())
+
+
 def test_rs_and_ibp_losses_backpropagate_into_weights_and_lines():
     model = _graft_some(load_model(model_path("mnist-net_256x2")))
     module = to_torch(model)

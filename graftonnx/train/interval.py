@@ -122,10 +122,29 @@ def _batchnorm(fn: Callable[..., torch.Tensor], args: Sequence[Value]) -> Interv
 
 @dataclass(frozen=True, eq=False)
 class NetBounds:
-    """Logit bounds ``out`` and the pre-activation bounds of every Relu (by Relu node name)."""
+    """Logit bounds ``out``, the pre-activation bounds of every Relu (by Relu node name) and, when the
+    logits come from a final Gemm, that layer's input bounds and affine map (for margin bounds)."""
 
     out: Interval
     relus: dict[str, Interval]
+    last_input: Interval | None = None
+    last_map: tuple[torch.Tensor, torch.Tensor] | None = None  # (M (in, K), bias (K,)): logits = x @ M + bias
+
+    def margin_lower(self, y: torch.Tensor) -> torch.Tensor:
+        """Lower bounds of ``z_y − z_j`` for every class j (0 at j = y), shape (B, K).
+
+        Through the last layer's own map when known (Gowal et al.'s elision: the difference of
+        two rows is bounded at once, much tighter than ``lo_y − hi_j``); else ``lo_y − hi_j``.
+        """
+        if self.last_input is None or self.last_map is None:
+            diff = self.out.lo.gather(1, y[:, None]) - self.out.hi
+        else:
+            m, bias = self.last_map
+            d = m.t()[y][:, None, :] - m.t()[None, :, :]  # (B, K, in): row y minus row j
+            mid, rad = _mid_rad(self.last_input)
+            mid, rad = mid.flatten(1)[:, None, :], rad.flatten(1)[:, None, :]
+            diff = (mid * d).sum(-1) - (rad * d.abs()).sum(-1) + (bias[y][:, None] - bias[None, :])
+        return diff.scatter(1, y[:, None], 0.0)
 
 
 class IntervalNet:
@@ -149,6 +168,9 @@ class IntervalNet:
                                        f"the RS/IBP terms; supported: {', '.join(INTERVAL_RULES.keys())}")
             self._rules.append(INTERVAL_RULES.get(op))
         self.relu_inputs = dict(self.inner.relu_nodes)  # Relu node name → its input tensor
+        last = self.inner._steps[-1] if self.inner._steps else None
+        gemm = last is not None and node_of[last[2]].op_type == "Gemm" and last[2] == self.inner.output_names[0]
+        self._last = last if gemm else None
 
     def kept(self) -> dict[str, torch.Tensor]:
         """Relu node name → 1 for units still ReLUs, 0 for grafted ones (broadcastable to the Relu input)."""
@@ -164,7 +186,7 @@ class IntervalNet:
             lo, hi = (lo - m) / s, (hi - m) / s
         env: dict[str, Value] = dict(self.inner._values())
         env[self.inner.input_name] = Interval(lo, hi)
-        wanted = set(self.relu_inputs.values())
+        wanted = set(self.relu_inputs.values()) | (set(self._last[1]) if self._last is not None else set())
         relus: dict[str, Interval] = {}
         for rule, (fn, ins, out, free) in zip(self._rules, self.inner._steps, strict=True):
             args = [env[i] for i in ins]
@@ -182,4 +204,17 @@ class IntervalNet:
         result = env[self.inner.output_names[0]]
         if not isinstance(result, Interval):
             raise UnsupportedModel("the model's output does not depend on its input: nothing to bound")
-        return NetBounds(result, relus)
+        return NetBounds(result, relus, *self._last_layer(env))
+
+    def _last_layer(self, env: dict[str, Value]) -> tuple[Interval | None, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The final Gemm's input interval and its affine map, found by running the Gemm on I and on 0."""
+        if self._last is None:
+            return None, None
+        fn, ins = self._last[0], self._last[1]
+        x, *rest = [env[i] for i in ins]
+        if not isinstance(x, Interval) or any(isinstance(r, Interval) for r in rest) or x.lo.dim() != 2:
+            return None, None
+        n = x.lo.shape[1]
+        eye = torch.eye(n, dtype=x.lo.dtype, device=x.lo.device)
+        bias = fn(torch.zeros(1, n, dtype=x.lo.dtype, device=x.lo.device), *rest)[0]
+        return x, (fn(eye, *rest) - bias, bias)

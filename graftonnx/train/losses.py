@@ -14,8 +14,8 @@ Why these terms (training.md has the full argument):
 * **RS** (Xiao et al., 2019): ``−tanh(1 + l·u)`` averaged over the units that are still
   ReLUs (grafted units are masked out), on interval bounds over the ε-ball: it rewards
   neurons whose bounds do not straddle zero, which is exactly UNR.
-* **IBP** (Gowal et al., 2018): cross-entropy of the worst-case logits (the label's lower
-  bound, the others' upper bounds) over the ball.
+* **IBP** (Gowal et al., 2018): cross-entropy of the worst-case margins ``z_y − z_j`` over
+  the ball, bounded through the last Gemm at once (elision) when the logits come from one.
 
 The radius of RS and IBP is ``bound_eps`` (ramped by the loop over ``bound_warmup``).
 """
@@ -136,9 +136,9 @@ def rs_loss(bounds: NetBounds, kept: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def ibp_loss(bounds: NetBounds, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the worst-case logits: the label's lower bound, every other class's upper bound."""
-    onehot = F.one_hot(y, bounds.out.lo.shape[1]).bool()
-    return F.cross_entropy(torch.where(onehot, bounds.out.lo, bounds.out.hi), y)
+    """Cross-entropy of the worst-case margins: ``CE(−m, y)`` with ``m_j`` the lower bound of ``z_y − z_j``
+    (through the last layer when it is a Gemm; Gowal et al. 2018)."""
+    return F.cross_entropy(-bounds.margin_lower(y), y)
 
 
 def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, lo: float, hi: float,
