@@ -50,5 +50,7 @@ def evaluate_cmd(model: str, output: str | None, force: bool, as_json: bool, pro
     click.echo(f"{model} on {data.describe()}")
     click.echo(f"SA {result.sa:.4f} ({result.correct}/{result.n})   RA {result.ra:.4f} ({result.robust}/{result.n}) "
                f"under PGD-{cfg.steps}×{cfg.restarts} at eps {cfg.eps:g}")
+    if result.fidelity is not None:
+        click.echo(f"fidelity {result.fidelity:.4f} (top-1 agreement with {cfg.teacher})")
     if result.unconfirmed:
         click.echo(f"note: {result.unconfirmed} torch attack(s) were not confirmed by onnxruntime and were not counted")

@@ -69,9 +69,16 @@ def write_outcome(outcome: Outcome, output: str, results: Path, extra: dict[str,
     for note in outcome.result.notes:
         click.echo(f"note: {note}")
     best = next(h for h in outcome.result.history if h.epoch == outcome.result.best_epoch)
-    ra = "-" if best.val_ra is None else f"{best.val_ra:.4f}"
-    sa = "-" if best.val_sa is None else f"{best.val_sa:.4f}"
-    click.echo(f"best epoch {best.epoch}/{outcome.result.config.epochs}: validation SA {sa}, PGD RA {ra} "
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    if best.val_fidelity is not None:
+        scores = (f"validation fidelity {fmt(best.val_fidelity)}, PGD robust fidelity "
+                  f"{fmt(best.val_robust_fidelity)}, SA {fmt(best.val_sa)}")
+    else:
+        scores = f"validation SA {fmt(best.val_sa)}, PGD RA {fmt(best.val_ra)}"
+    click.echo(f"best epoch {best.epoch}/{outcome.result.config.epochs}: {scores} "
                f"({outcome.result.seconds:.1f} s); ONNX/torch max |diff| {outcome.parity:.2g}")
     click.echo(f"written to {output}; run record in {results}")
 
@@ -86,7 +93,9 @@ def finetune_cmd(model: str, output: str, eps: float, **kw: Any) -> None:
     """Finetune grafted MODEL with FAT + GradAlign on --data; write the tuned ONNX (same graph) to OUTPUT.
 
     Grafted slopes/intercepts train with --graft-lr (10× the weights' rate by default); a model
-    that is not grafted is finetuned on its weights only.
+    that is not grafted is finetuned on its weights only.  --teacher ORIGINAL.onnx distils the
+    original network instead (no labels needed; fidelity is reported beside SA); --rs-weight and
+    --ibp-weight add bound-based stability terms (specs/training.md).
     """
     check_output_path(output, kw["force"])
     results = results_path(output, kw)
@@ -95,7 +104,8 @@ def finetune_cmd(model: str, output: str, eps: float, **kw: Any) -> None:
         raise BadInput(f"--eps {eps}: finetuning is adversarial and needs eps > 0 on the pixel scale "
                        "(e.g. --eps 0.1 for MNIST)")
     if kw.get("data") is None:
-        raise BadInput("finetune needs labelled images: pass --data (a file or a built-in such as mnist5k)")
+        raise BadInput("finetune needs images: pass --data (a file or a built-in such as mnist5k; unlabelled "
+                       "images are enough with --teacher ORIGINAL.onnx)")
     m = load_model(model)
     data = load_from_options(inspect_model(m), kw)
     outcome = finetune(m, data, cfg)

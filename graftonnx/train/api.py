@@ -23,12 +23,15 @@ from ..model.graftmeta import metadata, read_all_grafts, set_metadata
 from ..model.info import ModelInfo, TensorInfo
 from ..parity import compare, ort_callable, random_inputs
 from .arch import build_arch, export_onnx
+from .augment import augmenter_for
 from .bridge import write_back
 from .checks import as_tensors, check_dataset
 from .config import TrainConfig
 from .evaluate import pixel_module
 from .loop import TrainResult, fit
+from .losses import Aids
 from .nets import PixelModel
+from .teacher import load_teacher, training_aids
 
 __all__ = ["Outcome", "finetune", "train_from_scratch", "stub_info", "TRAIN_KEY", "PARITY_ATOL"]
 
@@ -83,16 +86,20 @@ def _record(model: onnx.ModelProto, result: TrainResult, kind: str) -> onnx.Mode
     return set_metadata(model, meta)
 
 
-def finetune(model: onnx.ModelProto, data: Dataset, cfg: TrainConfig) -> Outcome:
+def finetune(model: onnx.ModelProto, data: Dataset, cfg: TrainConfig,
+             teacher: onnx.ModelProto | None = None) -> Outcome:
     """FAT + GradAlign finetuning of a grafted model's a, b (and weights unless frozen); returns the tuned ONNX.
 
-    A model without graft metadata is finetuned on its weights only, with a note.
+    ``teacher`` (or the file ``cfg.teacher``) switches the loss to distillation from that
+    network; ``data`` then needs no labels.  A model without graft metadata is finetuned on
+    its weights only, with a note.
     """
     if not cfg.eps > 0:
         raise BadInput(f"--eps {cfg.eps}: finetuning is adversarial and needs eps > 0 on the pixel scale "
                        "(e.g. --eps 0.1 for MNIST); use graftonnx train --eps 0 for clean training")
     info = inspect_model(model)
-    check_dataset(data, info.input.sample_shape, _n_classes(info))
+    teacher = load_teacher(cfg.teacher, info) if teacher is None and cfg.teacher else teacher
+    check_dataset(data, info.input.sample_shape, _n_classes(info), labels=teacher is None)
     notes: tuple[str, ...] = ()
     if not read_all_grafts(model):
         if cfg.freeze_weights:
@@ -100,8 +107,9 @@ def finetune(model: onnx.ModelProto, data: Dataset, cfg: TrainConfig) -> Outcome
                            "graft it first (graftonnx graft) or drop --freeze-weights")
         notes = ("model has no graftonnx.grafts metadata (not grafted): finetuning its weights only",)
     module = pixel_module(model, data)
+    aids = training_aids(model, module, data, cfg, teacher, info)
     x, y = as_tensors(data)
-    result = fit(module, x, y, cfg, data.input_range, notes)
+    result = fit(module, x, y, cfg, data.input_range, notes, aids)
     inner = module.net if isinstance(module, PixelModel) else module
     tuned = _record(write_back(model, inner), result, "finetune")
     return Outcome(tuned, module, result, _check_parity(tuned, module, data))
@@ -116,12 +124,16 @@ def stub_info(sample_shape: tuple[int, ...], n_classes: int | None = None) -> Mo
 def train_from_scratch(arch: str, data: Dataset, cfg: TrainConfig) -> Outcome:
     """Build ``arch`` for ``data``'s sample shape, train it (adversarially unless eps = 0), export to ONNX."""
     check_dataset(data, None, None)
+    if cfg.teacher or cfg.uses_bounds:
+        raise BadInput("--teacher, --rs-weight and --ibp-weight are finetuning options: train the base network "
+                       "without them, then graftonnx finetune the grafted ONNX")
     n_classes = max(int(np.asarray(data.y).max()) + 1, 2)
     torch.manual_seed(cfg.seed)
     net = build_arch(arch, data.sample_shape, n_classes)
     module = PixelModel(net, data.sample_shape, data.mean, data.std, data.channel_axis)
     x, y = as_tensors(data)
-    result = fit(module, x, y, cfg, data.input_range)
+    augment = augmenter_for(data.sample_shape, data.channel_axis, cfg.crop_pad, cfg.flip, cfg.eps if cfg.noise else 0)
+    result = fit(module, x, y, cfg, data.input_range, aids=Aids(augment=augment if augment.active else None))
     exported = _record(export_onnx(net, data.sample_shape, (-3.0, 3.0) if data.normalised else data.input_range),
                        result, f"train {arch}")
     return Outcome(exported, module, result, _check_parity(exported, module, data))

@@ -54,7 +54,9 @@ def load_checkpoint(cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimiz
         stored = json.loads(payload["config"])
     except Exception as exc:
         raise BadInput(f"checkpoint {path} is not a graftonnx training checkpoint ({type(exc).__name__})") from None
-    differs = sorted(k for k, v in cfg.result_fields().items() if json.loads(json.dumps(v)) != stored.get(k))
+    defaults = TrainConfig().result_fields()  # a knob added after the checkpoint was written: its default then
+    differs = sorted(k for k, v in cfg.result_fields().items()
+                     if json.loads(json.dumps(v)) != stored.get(k, json.loads(json.dumps(defaults[k]))))
     if differs:
         raise BadInput(f"checkpoint {path} was made with different settings ({', '.join(differs)}): "
                        "resume with the same flags, or start a new run without --resume")

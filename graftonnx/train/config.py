@@ -11,7 +11,7 @@ from typing import Any
 
 from ..device import device_knob
 from ..errors import BadInput
-from ..settings import Settings, at_least, knob, knobs, stage
+from ..settings import Settings, above, at_least, knob, knobs, stage, within
 
 __all__ = ["TrainConfig", "RUNTIME_FIELDS"]
 
@@ -52,6 +52,24 @@ class TrainConfig(Settings):
                                     "accuracy).", check=_below_one)
     val_steps: int = knob(10, "PGD steps of the per-epoch validation attack.", check=at_least(0))
     val_restarts: int = knob(1, "PGD restarts of the per-epoch validation attack.", check=at_least(1))
+    teacher: str | None = knob(None, "Distil from this network (usually the original ONNX before grafting): match "
+                                     "its temperature-scaled logits on clean and adversarial inputs; labels are not "
+                                     "needed. In a zoo manifest, 'original' names the entry's own model.",
+                               metavar="ONNX")
+    temperature: float = knob(4.0, "Softmax temperature of the --teacher KL loss.", check=above(0))
+    teacher_hard: float = knob(0.5, "With --teacher: share h of the loss that is cross-entropy at the adversarial "
+                                    "input against the teacher's top-1; 1 − h is the KL (0 = soft targets only).",
+                               check=within(0, 1))
+    crop_pad: int = knob(0, "Augment: zero-pad images by this many pixels and crop back at a random offset "
+                            "(0 = off; 4 suits CIFAR, 2 MNIST).", check=at_least(0))
+    flip: bool = knob(False, "Augment: random horizontal flips (natural images only; wrong for digits).")
+    noise: bool = knob(False, "Augment: add uniform noise within ±eps to every training image.")
+    rs_weight: float = knob(0.0, "Weight of the ReLU-stability loss (Xiao et al. 2019) on interval bounds of the "
+                                 "remaining ReLUs over the eps-ball (0 = off).", check=at_least(0))
+    ibp_weight: float = knob(0.0, "Weight of the IBP certified-training loss (cross-entropy of the worst-case "
+                                  "logits over the eps-ball, 0 = off).", check=at_least(0))
+    bound_warmup: int = knob(0, "Epochs over which the radius of the RS and IBP terms grows linearly from 0 to "
+                                "--eps (0 = full radius from the first step).", check=at_least(0))
     seed: int = knob(0, "Random seed (random selection, synthetic inputs, training, export order).")
     device: str = device_knob()
     checkpoint: str | None = knob(None, "Write a checkpoint here after every epoch.", runtime=True, metavar="PATH")
@@ -63,11 +81,19 @@ class TrainConfig(Settings):
     def cross_check(self) -> None:
         if self.resume and not self.checkpoint:
             raise BadInput("--resume needs --checkpoint PATH to resume from")
+        if self.bound_warmup > self.epochs:
+            raise BadInput(f"--bound-warmup {self.bound_warmup} exceeds --epochs {self.epochs}: the RS/IBP radius "
+                           "would never reach eps; lower it or train longer")
         super().cross_check()
 
     @property
     def graft_learning_rate(self) -> float:
         return 10.0 * self.lr if self.graft_lr is None else self.graft_lr
+
+    @property
+    def uses_bounds(self) -> bool:
+        """Whether a loss term needs differentiable interval bounds (RS or IBP)."""
+        return self.rs_weight > 0 or self.ibp_weight > 0
 
     @property
     def fgsm_alpha(self) -> float:

@@ -41,6 +41,8 @@ class EvalConfig(Settings):
     seed: int = knob(0, "Random seed (attack starts).")
     batch_size: int = knob(256, "Images attacked at once.", check=at_least(1))
     device: str = device_knob()
+    teacher: str | None = knob(None, "Also report fidelity: the share of images where the model's top-1 equals this "
+                                     "network's (the original before grafting).", metavar="ONNX")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class EvalResult:
     steps: int
     restarts: int
     seconds: float
+    fidelity: float | None = None  # agreement with EvalConfig.teacher's top-1, when one is given
     #: per sample: correctly classified and no confirmed attack (what "robust" counts); for
     #: per-instance pairing (the paper's times: instances correctly classified and not attacked)
     robust_mask: tuple[bool, ...] = field(default=(), repr=False, compare=False)
@@ -111,6 +114,11 @@ def evaluate(model: onnx.ModelProto, data: Dataset, cfg: EvalConfig, module: nn.
     start = time.perf_counter()
     info = inspect_model(model)
     check_dataset(data, info.input.sample_shape, _n_classes(info))
+    fid = None
+    if cfg.teacher:
+        from .teacher import fidelity, load_teacher  # local: teacher.py builds on this module
+
+        fid = fidelity(model, load_teacher(cfg.teacher, info), data, cfg.batch_size)
     runner = OrtRunner(prepend_normalisation(model, data.mean, data.std, data.channel_axis),
                        batch_size=cfg.batch_size)
     x, y = as_tensors(data)
@@ -137,7 +145,7 @@ def evaluate(model: onnx.ModelProto, data: Dataset, cfg: EvalConfig, module: nn.
         finally:
             module.to(home)  # a caller's module goes back where it was
     return EvalResult(len(data), n_correct, int(ok.sum()), attacked, confirmed, attacked - confirmed,
-                      cfg.eps, cfg.steps, cfg.restarts, time.perf_counter() - start, tuple(bool(v) for v in ok))
+                      cfg.eps, cfg.steps, cfg.restarts, time.perf_counter() - start, fid, tuple(bool(v) for v in ok))
 
 
 def _confirm(runner: OrtRunner, adv: np.ndarray, data: Dataset, hits: np.ndarray, eps: float) -> np.ndarray:

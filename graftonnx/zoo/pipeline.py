@@ -119,9 +119,12 @@ def _finetune(ctx: Ctx, ratio: float) -> tuple[dict[str, str], dict[str, Any]]:
     from .. import api
     from ..model import load_model
     from ..train.api import finetune
+    from ..train.teacher import TEACHER_ORIGINAL
 
     grafted = load_model(ctx.output(f"graft:{_tag(ratio)}", "model"))
-    tuned = finetune(grafted, _data(ctx), ctx.entry.train_config()).model
+    cfg = ctx.entry.train_config()
+    teacher = _model(ctx).proto if cfg.teacher == TEACHER_ORIGINAL else None  # the entry's ungrafted model
+    tuned = finetune(grafted, _data(ctx), cfg, teacher=teacher).model
     path = ctx.dir / f"graft{_tag(ratio)}-ft.onnx"
     api.save_model(tuned, path)
     return {"model": ctx.rel(path)}, _measure(ctx, tuned)
