@@ -43,7 +43,8 @@ def device_knob(runtime: bool = True) -> Any:
     """
     from .settings import knob
 
-    return knob("auto", DEVICE_HELP, choices=DEVICES, runtime=runtime, check=_cuda_seen if runtime else None)
+    return knob("auto", DEVICE_HELP, choices=DEVICES, runtime=runtime, check=_cuda_seen if runtime else None,
+                added=not runtime)
 
 
 def _cuda_seen(name: str) -> str | None:

@@ -34,7 +34,8 @@ from .errors import BadInput
 from .registry import Registry
 
 __all__ = ["Knob", "knob", "at_least", "above", "within", "Settings", "STAGES", "stage", "knobs", "options",
-           "from_options", "parse", "to_dict", "flag_of", "dest_of", "choices_of", "problem", "option_list"]
+           "from_options", "parse", "to_dict", "fingerprint_dict", "flag_of", "dest_of", "choices_of", "problem",
+           "option_list"]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,6 +54,9 @@ class Knob:
     runtime: bool = False  # not a result setting: no manifest key, no provenance
     cli: bool = True
     multiple: bool = False  # a tuple[str, ...] given as a repeatable flag (values may hold commas)
+    #: added after runs were first journaled: at its default it is left out of fingerprints
+    #: (:func:`fingerprint_dict`), so journals, checkpoints and caches made before it still match
+    added: bool = False
 
 
 def at_least(lo: float) -> Callable[[Any], str | None]:
@@ -218,6 +222,12 @@ def to_dict(obj: Any, *, runtime: bool = False) -> dict[str, Any]:
         return [plain(x) for x in v] if isinstance(v, tuple) else v
 
     return {f.name: plain(getattr(obj, f.name)) for f, _ in knobs(type(obj), runtime=runtime)}
+
+
+def fingerprint_dict(obj: Any) -> dict[str, Any]:
+    """:func:`to_dict` without the ``added`` knobs that are at their default (what settings keys hash)."""
+    later = {f.name: f.default for f, k in knobs(type(obj), runtime=False) if k.added}
+    return {k: v for k, v in to_dict(obj).items() if not (k in later and getattr(obj, k) == later[k])}
 
 
 def parse(cls: type[T], raw: Mapping[str, Any], fail: Callable[[str | None, str], Exception],

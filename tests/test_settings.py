@@ -141,3 +141,24 @@ def test_a_flag_of_another_backend_is_refused(tmp_path: Path, args: list[str], n
     """Each backend declares its own knobs: a flag the chosen backend would ignore is one clear error."""
     res = CliRunner().invoke(main, ["verify", str(tmp_path), *args])
     assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output
+
+
+def test_a_knob_added_later_leaves_fingerprints_alone_at_its_default() -> None:
+    """Journals, checkpoints and cached networks made before a knob existed must still match after an upgrade."""
+    from dataclasses import dataclass
+
+    from graftonnx.settings import Settings, fingerprint_dict, knob
+    from graftonnx.train import TrainConfig
+
+    @dataclass(frozen=True)
+    class Before(Settings):
+        lr: float = knob(0.1, "lr")
+
+    @dataclass(frozen=True)
+    class After(Settings):
+        lr: float = knob(0.1, "lr")
+        rs: float = knob(0.0, "rs", added=True)
+
+    assert fingerprint_dict(After()) == fingerprint_dict(Before())
+    assert fingerprint_dict(After(rs=1.0)) == {"lr": 0.1, "rs": 1.0}  # a value that changes results is keyed
+    assert "teacher" not in TrainConfig().result_fields() and "rs_weight" in TrainConfig(rs_weight=1).result_fields()

@@ -22,6 +22,7 @@ from ..model import inspect_model, prepend_normalisation
 from ..model.graftmeta import metadata, read_all_grafts, set_metadata
 from ..model.info import ModelInfo, TensorInfo
 from ..parity import compare, ort_callable, random_inputs
+from ..settings import to_dict
 from .arch import build_arch, export_onnx
 from .augment import augmenter_for
 from .bridge import write_back
@@ -81,7 +82,7 @@ def _check_parity(model: onnx.ModelProto, module: nn.Module, data: Dataset) -> f
 
 def _record(model: onnx.ModelProto, result: TrainResult, kind: str) -> onnx.ModelProto:
     meta = metadata(model)
-    meta[TRAIN_KEY] = json.dumps({"kind": kind, "config": result.config.result_fields(),
+    meta[TRAIN_KEY] = json.dumps({"kind": kind, "config": to_dict(result.config),  # provenance: every knob
                                   "best_epoch": result.best_epoch})
     return set_metadata(model, meta)
 

@@ -54,9 +54,11 @@ def load_checkpoint(cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimiz
         stored = json.loads(payload["config"])
     except Exception as exc:
         raise BadInput(f"checkpoint {path} is not a graftonnx training checkpoint ({type(exc).__name__})") from None
-    defaults = TrainConfig().result_fields()  # a knob added after the checkpoint was written: its default then
-    differs = sorted(k for k, v in cfg.result_fields().items()
-                     if json.loads(json.dumps(v)) != stored.get(k, json.loads(json.dumps(defaults[k]))))
+    # a knob missing on either side (added later, left out at its default) compares as its default
+    defaults = json.loads(json.dumps(TrainConfig().to_dict()))
+    mine = json.loads(json.dumps(cfg.result_fields()))
+    differs = sorted(k for k in set(mine) | set(stored)
+                     if mine.get(k, defaults.get(k)) != stored.get(k, defaults.get(k)))
     if differs:
         raise BadInput(f"checkpoint {path} was made with different settings ({', '.join(differs)}): "
                        "resume with the same flags, or start a new run without --resume")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..device import device_knob
 from ..errors import BadInput
-from ..settings import Settings, above, at_least, knob, knobs, stage, within
+from ..settings import Settings, above, at_least, fingerprint_dict, knob, knobs, stage, within
 
 __all__ = ["TrainConfig", "RUNTIME_FIELDS"]
 
@@ -55,21 +55,21 @@ class TrainConfig(Settings):
     teacher: str | None = knob(None, "Distil from this network (usually the original ONNX before grafting): match "
                                      "its temperature-scaled logits on clean and adversarial inputs; labels are not "
                                      "needed. In a zoo manifest, 'original' names the entry's own model.",
-                               metavar="ONNX")
-    temperature: float = knob(4.0, "Softmax temperature of the --teacher KL loss.", check=above(0))
+                               metavar="ONNX", added=True)
+    temperature: float = knob(4.0, "Softmax temperature of the --teacher KL loss.", check=above(0), added=True)
     teacher_hard: float = knob(0.5, "With --teacher: share h of the loss that is cross-entropy at the adversarial "
                                     "input against the teacher's top-1; 1 − h is the KL (0 = soft targets only).",
-                               check=within(0, 1))
+                               check=within(0, 1), added=True)
     crop_pad: int = knob(0, "Augment: zero-pad images by this many pixels and crop back at a random offset "
-                            "(0 = off; 4 suits CIFAR, 2 MNIST).", check=at_least(0))
-    flip: bool = knob(False, "Augment: random horizontal flips (natural images only; wrong for digits).")
-    noise: bool = knob(False, "Augment: add uniform noise within ±eps to every training image.")
+                            "(0 = off; 4 suits CIFAR, 2 MNIST).", check=at_least(0), added=True)
+    flip: bool = knob(False, "Augment: random horizontal flips (natural images only; wrong for digits).", added=True)
+    noise: bool = knob(False, "Augment: add uniform noise within ±eps to every training image.", added=True)
     rs_weight: float = knob(0.0, "Weight of the ReLU-stability loss (Xiao et al. 2019) on interval bounds of the "
-                                 "remaining ReLUs over the eps-ball (0 = off).", check=at_least(0))
+                                 "remaining ReLUs over the eps-ball (0 = off).", check=at_least(0), added=True)
     ibp_weight: float = knob(0.0, "Weight of the IBP certified-training loss (cross-entropy of the worst-case "
-                                  "logits over the eps-ball, 0 = off).", check=at_least(0))
+                                  "logits over the eps-ball, 0 = off).", check=at_least(0), added=True)
     bound_warmup: int = knob(0, "Epochs over which the radius of the RS and IBP terms grows linearly from 0 to "
-                                "--eps (0 = full radius from the first step).", check=at_least(0))
+                                "--eps (0 = full radius from the first step).", check=at_least(0), added=True)
     seed: int = knob(0, "Random seed (random selection, synthetic inputs, training, export order).")
     device: str = device_knob()
     checkpoint: str | None = knob(None, "Write a checkpoint here after every epoch.", runtime=True, metavar="PATH")
@@ -107,8 +107,10 @@ class TrainConfig(Settings):
         return d
 
     def result_fields(self) -> dict[str, Any]:
-        """The settings that determine the result (what a resumed run must match)."""
-        return {f.name: self.to_dict()[f.name] for f in fields(self) if f.name not in RUNTIME_FIELDS}
+        """The settings that determine the result (what a resumed run must match); knobs added later are left
+        out while at their default, so checkpoints and cached networks made before them still match."""
+        keep = fingerprint_dict(self)
+        return {f.name: self.to_dict()[f.name] for f in fields(self) if f.name not in RUNTIME_FIELDS and f.name in keep}
 
 
 #: Fields that do not change the result: a resumed run may differ in these only.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ..data.dataset import DataSpec
 from ..engine import fingerprint
 from ..errors import BadInput
 from ..planning.settings import GraftSettings
-from ..settings import STAGES, knobs, parse, to_dict
+from ..settings import STAGES, fingerprint_dict, knobs, parse, to_dict
 from ..train.config import TrainConfig
 from ..verify import BACKENDS
 from ..verify.backends.lirpa import LirpaOptions
@@ -85,18 +86,20 @@ class ModelEntry:
             return None
         return replace(self.finetune, eps=self.graft.eps, seed=self.graft.seed, progress=False)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, of: Callable[[Any], dict[str, Any]] = to_dict) -> dict[str, Any]:
+        """Every setting of the entry (``of``: how a settings object becomes a dict)."""
         out: dict[str, Any] = {"name": self.name, "path": self.path, "ratios": list(self.ratios)}
-        out |= {k: v for k, v in to_dict(self.graft).items() if k in TOP_KEYS}
+        out |= {k: v for k, v in of(self.graft).items() if k in TOP_KEYS}
         for key in SECTIONS:
             section = getattr(self, key)
-            out[key] = None if section is None else to_dict(section)
-        out["verify"] |= to_dict(self.backend)
-        return out | {name: to_dict(s) for name, s in self.extra}
+            out[key] = None if section is None else of(section)
+        out["verify"] |= of(self.backend)
+        return out | {name: of(s) for name, s in self.extra}
 
     def fingerprint(self) -> str:
-        """A short hash of every setting (not the file's bytes: moving the out folder must not invalidate it)."""
-        return fingerprint(self.to_json())
+        """A short hash of every setting (not the file's bytes: moving the out folder must not invalidate it);
+        knobs added later are left out at their default, so an upgrade keeps earlier journals valid."""
+        return fingerprint(self.to_json(fingerprint_dict))
 
 
 @dataclass(frozen=True)
