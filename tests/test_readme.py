@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, SHARED
@@ -39,6 +40,8 @@ def test_readme_use_block_runs_as_written(tmp_path):
     shutil.copy(SHARED / "models" / "resnet_2b.onnx", tmp_path / "resnet_2b.onnx")
     for csv in ("eran_mnist_test.csv", "eran_cifar10_test.csv"):
         (tmp_path / csv).symlink_to(SHARED / "datasets" / csv)
+    rows = np.loadtxt(SHARED / "datasets" / "eran_mnist_test.csv", delimiter=",", max_rows=200)
+    np.savez(tmp_path / "images.npz", x=(rows[:, 1:] / 255).astype(np.float32))  # unlabelled: --teacher needs none
     manifest = (ROOT / "examples" / "zoo" / "manifest.yaml").read_text().replace("../../../shared", str(SHARED))
     (tmp_path / "manifest.yaml").write_text(manifest)
     env = os.environ | {"OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
@@ -47,6 +50,6 @@ def test_readme_use_block_runs_as_written(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     for name in ("out0.onnx", "resnet_2b-graft50.onnx", "scores.json", "plan.json", "out.onnx", "tuned.onnx",
                  "bench/instances.csv", "bench/lirpa.jsonl", "report/report.md", "ready.onnx", "mlp.onnx",
-                 "zoo-out/summary.md"):
+                 "zoo-out/summary.md", "distilled.onnx", "tune-out/chosen.onnx", "tune-out/tune.md"):
         assert (tmp_path / name).is_file(), name
     assert "Traceback" not in res.stderr
