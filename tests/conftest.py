@@ -34,3 +34,14 @@ def mnist_csv() -> Path:
 @pytest.fixture
 def cifar_csv() -> Path:
     return DATASETS / "eran_cifar10_test.csv"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's training tests: on 2 shared cores, two threads only fight."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

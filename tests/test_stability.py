@@ -24,15 +24,7 @@ from graftonnx.train.loop import bound_radius
 from graftonnx.train.losses import ibp_loss, rs_loss
 from graftonnx.train.nets import PixelModel
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _graft_some(model, seed: int = 0):

@@ -25,15 +25,7 @@ from graftonnx.train.augment import augmenter_for
 from graftonnx.train.losses import distill_kl
 from graftonnx.train.teacher import fidelity
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _subset(d: Dataset, idx: np.ndarray, labels: bool = True) -> Dataset:
