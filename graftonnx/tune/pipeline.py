@@ -28,7 +28,7 @@ from ..engine import PIPELINES, Ctx, Step, StopJob
 from ..model.handle import open_model
 from ..planning.settings import GraftSettings
 from ..scoring import ScoreTable
-from ..settings import to_dict
+from ..settings import fingerprint_dict
 from ..train import TrainConfig
 from .measure import Measure, Split, check_labelled, measure, sample_properties, split_data
 from .settings import TuneSettings
@@ -55,8 +55,9 @@ class TuneConfig:
     def fingerprint(self) -> str:
         """Settings (runtime knobs aside) and the network's bytes: another net at the same path starts over."""
         digest = hashlib.sha256(Path(self.model).read_bytes()).hexdigest()[:16]
-        plain = {"model": digest, "data": to_dict(self.data), "graft": to_dict(self.graft), "tune": to_dict(self.tune),
-                 "heldout_data": None if self.heldout_data is None else to_dict(self.heldout_data)}
+        of = fingerprint_dict  # knobs added later leave earlier journals valid (specs/settings.md)
+        plain = {"model": digest, "data": of(self.data), "graft": of(self.graft), "tune": of(self.tune),
+                 "heldout_data": None if self.heldout_data is None else of(self.heldout_data)}
         return hashlib.sha256(repr(sorted(plain.items())).encode()).hexdigest()[:16]
 
     def train_config(self) -> TrainConfig:
