@@ -42,7 +42,7 @@ from graftonnx.tune import DEFAULT_CANDIDATE, TuneConfig, TuneSettings, tune  # 
 __all__ = ["main"]
 
 #: net → (lirpa method, candidate ratios, images verified per candidate).  CNN-B gets CROWN: one α-CROWN bound
-#: of the ungrafted CNN-B took minutes on these 2 cores (a 40-image sample would cost hours per candidate).
+#: of the ungrafted CNN-B took minutes on these 2 loaded cores (timed by hand once, not by this script).
 JOBS: dict[str, tuple[str, tuple[float, ...], int]] = {
     "mlp-eps0.1": ("alpha-crown", (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), 40),
     "cnn-eps0.1": ("crown", (0.3, 0.4, 0.5, 0.6, 0.7, 0.8), 20),
@@ -92,7 +92,8 @@ def _markdown(results: list[dict[str, object]], args: argparse.Namespace) -> str
              "Each candidate is grafted (init fit, combined criterion, nested plans from one score table), "
              f"finetuned {args.epochs} epoch(s) on the 4000 training images and measured on the 1000 held-out ones "
              "(SA: all; VA: lirpa on the first n, α-CROWN on the MLP, CROWN on CNN-B, where one α-CROWN bound "
-             "took minutes on these cores). The constraint is SA ≥ the original's − 1.5 pts.", ""]
+             "took minutes on these loaded cores, timed by hand once). The constraint is SA ≥ the original's − 1.5 "
+             "pts.", ""]
     for r in results:
         s = r["summary"]
         rows = {x["name"]: x for x in s["rows"]}  # type: ignore[index]

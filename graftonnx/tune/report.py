@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +133,3 @@ def summarise(out: Path, cfg: TuneConfig, dpi: int = 150) -> TuneSummary:
     plot_tune(summary, out / "tune.png", cfg.tune.schedules, dpi)
     return summary
 
-
-def load_summary(out: Path) -> dict[str, Any]:
-    """``tune.json`` of a finished run (for tests and scripts)."""
-    return json.loads((out / "tune.json").read_text())
