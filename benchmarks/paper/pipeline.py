@@ -28,6 +28,7 @@ from graftonnx.scoring import ScoreTable
 from graftonnx.verify import verify_benchmark
 from graftonnx.verify.backends.lirpa import LirpaOptions
 
+from .carry import drop_stale
 from .config import Mode, NetJob, complete_backend, fingerprint_fields, settings_key
 from .nets import base_network, splits_for
 from .rows import (
@@ -38,7 +39,6 @@ from .rows import (
     _instance_accuracy,
     _log,
     _make_variant,
-    _prune_journal,
     _row,
     _scores,
     machine,
@@ -121,7 +121,8 @@ def _verify_step(ctx: Ctx, tag: str, names: list[str], backend: str) -> tuple[di
     _log(f"{pj.job.key}: {backend} on {n} instances × {len(names)} models")
     bench, journal = _export(pj.job, pj.mode, _splits(ctx), ctx.dir, names, n, tag), ctx.dir / _journal_name(tag,
                                                                                                             backend)
-    _prune_journal(bench, journal)
+    if dropped := drop_stale(bench, journal):
+        _log(f"{pj.job.key}: {dropped} journaled results were of other files (rebuilt models): verifying them again")
     verify_benchmark(bench, backend, _backend_options(backend, pj), journal, workers=b.workers, progress=False)
     return {"bench": ctx.rel(bench), "journal": ctx.rel(journal)}, {"backend": backend}
 

@@ -209,17 +209,6 @@ def _export(job: NetJob, mode: Mode, splits: Splits, folder: Path, names: list[s
     return bench
 
 
-def _prune_journal(bench: Path, journal: Path) -> None:
-    """Drop journal lines of instances the (re-exported, smaller) benchmark no longer lists; keep the rest."""
-    if not journal.is_file():
-        return
-    keys = {i.key for i in read_instances(bench)}
-    lines = [ln for ln in journal.read_text().splitlines(keepends=True) if ln.strip()]
-    keep = [ln for ln in lines if json.loads(ln).get("instance") in keys]
-    if len(keep) != len(lines):
-        atomic_write_text(journal, "".join(keep))
-
-
 def _row(job: NetJob, v: Variant, rec: dict[str, object], crown: ModelMetrics, nsat: ModelMetrics | None) -> Row:
     row = Row(job.key, v.name, v.criterion, v.ratio, v.init, job.finetune, int(rec["grafted_neurons"]),  # type: ignore[call-overload]
               crown.unr.neurons, 100 * crown.unr.unr, {x.site: 100 * x.unr for x in crown.unr.layers},

@@ -8,55 +8,80 @@ complete verifier on 100, the 0–90 % sweep, channel vs neuron; many hours, ove
 sittings) builds the table at a size that means something.  Work (trained nets, benchmark
 folders, verifier journals) goes to ``--out`` (default ``out/paper-<mode>``, git-ignored)
 and is resumed on a re-run, instance by instance (kill it any time, run the same command
-again); the results JSON, the Markdown page and the PNG plots go to ``--docs`` (default:
-``docs/`` for ``--full`` and ``--table1`` without ``--only``, else the work folder) and the JSON
-also to ``benchmarks/results/paper-<mode>.json`` there.  The README's one-line claim is
-printed at the end (and written into the page), generated from the new table.
+again).  ``--table1`` outlives its machine: every finished job's rows and every unfinished
+job's verdicts are saved at the end of each sitting (also on Ctrl-C / SIGTERM) under
+``benchmarks/results/paper-table1/`` (carry.py) to be committed; the next sitting, on a
+fresh machine, rebuilds the models from the same seeds and reuses every verdict whose
+files hash the same.  The results JSON, the Markdown page and the PNG plots go to
+``--docs`` (default: ``docs/`` for ``--table1``, and for ``--full`` without ``--only``,
+else the work folder) and the JSON also to ``benchmarks/results/paper-<mode>.json`` (into
+``--docs`` instead when it is given).  ``--full`` writes docs/results.md, ``--table1``
+docs/results-table1.md, which lists every job: finished, or how far it got.  The README's
+one-line claim is printed at the end (and written into the page), generated from the new table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script: make ``benchmarks.paper`` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.paper.config import MODES, complete_backend  # noqa: E402
+from benchmarks.paper import carry  # noqa: E402
+from benchmarks.paper.config import MODES, Mode, NetJob, complete_backend  # noqa: E402
 from benchmarks.paper.pipeline import run_jobs  # noqa: E402
 from benchmarks.paper.plots import write_plots  # noqa: E402
-from benchmarks.paper.rows import machine  # noqa: E402
+from benchmarks.paper.rows import _log, machine  # noqa: E402
 from benchmarks.paper.tables import readme_claim, results_markdown  # noqa: E402
 from graftonnx._io import atomic_write_text  # noqa: E402
 from graftonnx.errors import BadInput, GraftError  # noqa: E402
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "PAGES"]
+
+#: the page of each long mode (``--full`` keeps docs/results.md; the table1 run has its own until it is done)
+PAGES = {"full": "results.md", "table1": "results-table1.md", "quick": "results.md"}
 
 
 def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
-        only: tuple[str, ...] = (), render_only: bool = False) -> dict[str, object]:
+        only: tuple[str, ...] = (), render_only: bool = False, store: Path | None = None) -> dict[str, object]:
     """Run every job of the mode (resuming), then write JSON, Markdown and plots; returns the JSON.
 
-    ``render_only``: run nothing, render the jobs already finished in ``out`` (a cut-short run).
+    ``render_only``: run nothing, render the jobs already finished (a cut-short run).  ``store``
+    (``--table1``): the committed folder that carries the run across sittings (carry.py); its
+    finished jobs are rendered, not rerun, and the page covers every job of the mode.
     """
     import torch
 
     mode = MODES[mode_name]
     torch.set_num_threads(1)  # 2 shared cores: a second thread only adds contention
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     jobs = [j for j in mode.jobs if not only or j.key in only]
-    if render_only:
-        results = [json.loads((out / j.key / "rows.json").read_text()) for j in jobs
-                   if (out / j.key / "rows.json").is_file()]
-    else:
-        results = run_jobs(jobs, mode, out)
-    data = {"mode": mode_name, "jobs_planned": [j.key for j in jobs], "budget": mode.budget.__dict__,
+    stored = carry.restore(out, store, list(mode.jobs), mode, unpack=not render_only) if store else {}
+    todo = [j for j in jobs if j.key not in stored]
+    if stored and not render_only:
+        _log(f"finished in an earlier sitting (delete {store}/KEY.rows.json to rerun): {', '.join(sorted(stored))}")
+    if not render_only and todo:
+        try:
+            run_jobs(todo, mode, out)
+        finally:  # a sitting cut short (Ctrl-C, SIGTERM) still leaves its verdicts committable
+            for line in carry.save(out, store, todo, mode, carry.sitting_record(started, todo)) if store else ():
+                _log(line)
+    if store:  # what this sitting saved, with its sittings record
+        stored = carry.restore(out, store, list(mode.jobs), mode, unpack=False)
+    page_jobs = list(mode.jobs) if store else jobs
+    results = _finished(page_jobs, mode, out, stored)
+    missing = [j for j in page_jobs if j.key not in {r["job"]["key"] for r in results}]
+    data = {"mode": mode_name, "jobs_planned": [j.key for j in page_jobs], "budget": mode.budget.__dict__,
             "seed": mode.seed, "lr": mode.lr, "finetune_lr": mode.finetune_lr, "machine": machine(), "jobs": results,
+            "pending": carry.progress(out, store, missing) if store else {},
             "complete_backend": _complete_of(results, mode.budget),
             "seconds_this_run": round(time.perf_counter() - t0, 1)}
     docs.mkdir(parents=True, exist_ok=True)
@@ -69,9 +94,15 @@ def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
     abcrown = None
     if mode_name == "full" and (gpu_logs / "summary.csv").is_file():
         abcrown = ((gpu_logs / "summary.csv").read_text(), (gpu_logs / "gpu.txt").read_text())
-    atomic_write_text(docs / "results.md",
+    atomic_write_text(docs / PAGES.get(mode_name, "results.md"),
                       results_markdown(data, [p.relative_to(docs).as_posix() for p in images], abcrown))
     return data
+
+
+def _finished(jobs: list[NetJob], mode: Mode, out: Path, stored: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of every finished job, in the mode's order: stored ones, else this machine's current ones."""
+    found = (stored.get(j.key) or carry.finished(out / j.key, carry.identity(j, mode)) for j in jobs)
+    return [r for r in found if r is not None]
 
 
 def _complete_of(results: list[dict[str, object]], budget: object) -> str:
@@ -79,6 +110,10 @@ def _complete_of(results: list[dict[str, object]], budget: object) -> str:
     seen = {r.get("complete_backend") for j in results for r in j["rows"] if r.get("n_nsat")}  # type: ignore[attr-defined]
     seen.discard(None)
     return str(seen.pop()) if len(seen) == 1 else complete_backend(budget)  # type: ignore[arg-type]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,25 +127,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", type=Path, help="where results.md and img/ go (default docs/ for --full)")
     ap.add_argument("--only", action="append", default=[], help="run only this job key (repeatable)")
     ap.add_argument("--render-only", action="store_true", help="run nothing: render the finished jobs in --out")
+    ap.add_argument("--store", type=Path, help="--table1: the committed folder carrying the run across sittings "
+                    "(default benchmarks/results/paper-table1)")
     args = ap.parse_args(argv)
     mode = "full" if args.full else "table1" if args.table1 else "quick"
     out = args.out or ROOT / "out" / f"paper-{mode}"
-    # a partial run (--only) never overwrites docs/results.md unless --docs says so
-    docs = args.docs or (ROOT / "docs" if mode != "quick" and not args.only else out)
+    long_run = mode == "table1"  # its page and JSON always cover every job: finished, stored or pending
+    # a partial --full run (--only) never overwrites docs/results.md unless --docs says so
+    docs = args.docs or (ROOT / "docs" if long_run or (mode == "full" and not args.only) else out)
+    store = (args.store or ROOT / "benchmarks" / "results" / f"paper-{mode}") if long_run else None
     known = {j.key for j in MODES[mode].jobs}
+    signal.signal(signal.SIGTERM, _interrupt)  # a sitting's end: save what it verified (run's finally)
     try:
         for key in args.only:
             if key not in known:
                 raise BadInput(f"--only {key!r} is not a job of --{mode}: choose from {', '.join(sorted(known))}")
         if out.exists() and not out.is_dir():
             raise BadInput(f"--out {out} is a file: give a folder")
-        results_json = ROOT / "benchmarks" / "results" / f"paper-{mode}.json" if mode != "quick" and not args.only \
-            else None
-        data = run(mode, out, docs, results_json, tuple(args.only), args.render_only)
+        results_json = ROOT / "benchmarks" / "results" / f"paper-{mode}.json" \
+            if long_run or (mode == "full" and not args.only) else None
+        if args.docs and results_json is not None:
+            results_json = args.docs / results_json.name  # a test's or a trial's page never touches the repo's
+        data = run(mode, out, docs, results_json, tuple(args.only), args.render_only, store)
     except GraftError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    print(f"[paper] wrote {docs / 'results.md'}", file=sys.stderr)
+    page = docs / PAGES.get(mode, "results.md")
+    print(f"[paper] wrote {page}", file=sys.stderr)
     claim = readme_claim(data)
     if claim is not None:
         print(f"[paper] the README's one-line claim, from the new table: {claim}", file=sys.stderr)

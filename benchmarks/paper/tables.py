@@ -111,7 +111,12 @@ def _header(data: dict[str, Any]) -> list[str]:
              "λ schedule: *combined* and *prune* rows use `--schedule total` (λ over all units) unless labelled "
              "*λ over the requested picks* (graftonnx's default `--schedule target`); see the notes. Every n is "
              "in its table's header; every cell's interval is a Wilson 95 % interval.", ""]
-    if missing:
+    pending = data.get("pending") or {}
+    if missing and pending:  # a run carried across sittings (carry.py): say how far each unfinished job got
+        lines += ["**Not finished yet** (the run resumes in the next sitting from the verdicts committed under "
+                  f"`benchmarks/results/paper-{data['mode']}/`): "
+                  + "; ".join(f"{k} ({pending.get(k, 'not started')})" for k in missing) + ".", ""]
+    elif missing:
         lines += [f"**Not run in this build (cut for time):** {', '.join(missing)}.", ""]
     claim = readme_claim(data)
     if claim is not None:
@@ -138,6 +143,16 @@ def _took(seconds: float | list[float]) -> str:
         "run only builds and verifies rows added since)"
 
 
+def _sittings(job: dict[str, Any]) -> str:
+    """A job carried across sittings: how many, and their wall time (a sitting shared by jobs counts in full)."""
+    runs = job.get("sittings") or []
+    if len(runs) < 2:
+        return ""
+    total = sum(float(r.get("seconds") or 0) for r in runs)
+    return f" in its last sitting, of {len(runs)} sittings ({total:.0f} s of wall time in all, each counted in " \
+        "full even when it also ran other jobs)"
+
+
 def results_markdown(data: dict[str, Any], images: Sequence[str], abcrown: tuple[str, str] | None = None) -> str:
     """The whole results page (``abcrown``: the GPU run's summary.csv and gpu.txt, when there is one)."""
     lines = _header(data)
@@ -147,7 +162,7 @@ def results_markdown(data: dict[str, Any], images: Sequence[str], abcrown: tuple
                   f"{j['note'] + '. ' if j['note'] else ''}Data: {job['data']}. "
                   f"Base net: {job['base'].get('source')}"
                   + (f" ({job['base'].get('train_seconds')} s of training)" if job['base'].get('trained_here') else "")
-                  + f"; this job took {_took(job['seconds'])}. {durations(job)}", ""]
+                  + f"; this job took {_took(job['seconds'])}{_sittings(job)}. {durations(job)}", ""]
         lines += job_table(job) + [""]
         if j["finetune"] and find_row(job, "combined", 0.5) is not None:
             lines += ["Targets of the brief on this network:", ""] + target_lines(job) + [""]
