@@ -138,3 +138,11 @@ def test_committed_carry_files_match_the_current_configuration() -> None:
         ident = carry._stored(path)["carry"]["identity"]  # type: ignore[index]
         want = carry.identity(jobs[key], mode)
         assert ident["fingerprint"] == want["fingerprint"] and ident["job"] == want["job"], path.name
+
+
+def test_a_job_of_several_sittings_says_so() -> None:
+    from benchmarks.paper.tables import _sittings
+
+    assert _sittings({"sittings": [{"seconds": 5}]}) == ""
+    text = _sittings({"sittings": [{"seconds": 5, "machine": "A, 2 cores"}, {"seconds": 7, "machine": "B, 2 cores"}]})
+    assert "of 2 sittings (12 s of wall time in all" in text and "on A, 2 cores / B, 2 cores)" in text

@@ -184,5 +184,9 @@ def progress(out: Path, store: Path, jobs: list[NetJob]) -> dict[str, str]:
 
 def sitting_record(started: float, jobs: list[NetJob]) -> dict[str, object]:
     """One sitting: when, how long (wall seconds of the whole run call), which jobs it worked on."""
+    from .rows import machine
+
+    m = machine()
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "seconds": round(time.time() - started, 1), "jobs": [j.key for j in jobs]}
+            "seconds": round(time.time() - started, 1), "jobs": [j.key for j in jobs],
+            "machine": f"{m['cpu']}, {m['cores']} cores"}

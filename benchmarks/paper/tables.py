@@ -149,8 +149,10 @@ def _sittings(job: dict[str, Any]) -> str:
     if len(runs) < 2:
         return ""
     total = sum(float(r.get("seconds") or 0) for r in runs)
+    where = sorted({str(r["machine"]) for r in runs if r.get("machine")})
     return f" in its last sitting, of {len(runs)} sittings ({total:.0f} s of wall time in all, each counted in " \
-        "full even when it also ran other jobs)"
+        "full even when it also ran other jobs; the verdicts and times of one table may come from different " \
+        f"sittings{', on ' + ' / '.join(where) if where else ''})"
 
 
 def results_markdown(data: dict[str, Any], images: Sequence[str], abcrown: tuple[str, str] | None = None) -> str:
