@@ -66,8 +66,8 @@ def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
     jobs = [j for j in mode.jobs if not only or j.key in only]
     stored = carry.restore(out, store, list(mode.jobs), mode, unpack=not render_only) if store else {}
     todo = [j for j in jobs if j.key not in stored]
-    if stored and not render_only:
-        _log(f"finished in an earlier sitting (delete {store}/KEY.rows.json to rerun): {', '.join(sorted(stored))}")
+    if (skipped := sorted(j.key for j in jobs if j.key in stored)) and not render_only:
+        _log(f"finished in an earlier sitting (delete {store}/KEY.rows.json to rerun): {', '.join(skipped)}")
     if not render_only and todo:
         try:
             run_jobs(todo, mode, out)
