@@ -114,17 +114,31 @@ def test_finished_rows_replace_progress_and_other_settings_are_ignored(tmp_path:
     assert carry.finished(folder, carry.identity(other_job, mode)) is None
 
 
-def test_render_only_lists_every_job_and_never_touches_the_repo(tmp_path: Path) -> None:
+def _paper(tmp_path: Path, *args: str) -> dict:
     import subprocess
 
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paper" / "run.py"), "--table1", "--render-only",
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paper" / "run.py"), "--table1", *args,
                            "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--docs",
                            str(tmp_path / "docs")], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == ["paper-table1.json", "results-table1.md"]
-    data = json.loads((tmp_path / "docs" / "paper-table1.json").read_text())
+    return json.loads((tmp_path / "docs" / "paper-table1.json").read_text())
+
+
+def test_render_only_lists_every_job_and_never_touches_the_repo(tmp_path: Path) -> None:
+    data = _paper(tmp_path, "--render-only")
     assert data["jobs"] == [] and set(data["pending"]) == {j.key for j in MODES["table1"].jobs}
     assert "cnn-eps0.1 (nothing verified yet)" in (tmp_path / "docs" / "results-table1.md").read_text()
+    assert not (tmp_path / "store").exists()  # rendering saves nothing
+
+
+def test_save_only_saves_a_killed_runs_verdicts(tmp_path: Path) -> None:
+    _job_folder(tmp_path / "out", "mlp-eps0.1")
+    data = _paper(tmp_path, "--save-only")
+    assert data["pending"]["mlp-eps0.1"] == "lirpa.jsonl 2 results"
+    stored = carry._stored(tmp_path / "store" / "mlp-eps0.1.progress.json.gz")
+    assert stored is not None and stored["carry"]["sittings"][0]["seconds"] is None
+    assert [p.name for p in (tmp_path / "store").iterdir()] == ["mlp-eps0.1.progress.json.gz"]
 
 
 def test_committed_carry_files_match_the_current_configuration() -> None:

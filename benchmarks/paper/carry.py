@@ -182,11 +182,11 @@ def progress(out: Path, store: Path, jobs: list[NetJob]) -> dict[str, str]:
     return said
 
 
-def sitting_record(started: float, jobs: list[NetJob]) -> dict[str, object]:
-    """One sitting: when, how long (wall seconds of the whole run call), which jobs it worked on."""
+def sitting_record(started: float | None, jobs: list[NetJob]) -> dict[str, object]:
+    """One sitting: when, how long (wall seconds of the whole run call; None: not known), which jobs it ran."""
     from .rows import machine
 
-    m = machine()
-    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "seconds": round(time.time() - started, 1), "jobs": [j.key for j in jobs],
+    m, now = machine(), time.time()
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started or now)),
+            "seconds": None if started is None else round(now - started, 1), "jobs": [j.key for j in jobs],
             "machine": f"{m['cpu']}, {m['cores']} cores"}

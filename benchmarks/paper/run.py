@@ -50,10 +50,12 @@ PAGES = {"full": "results.md", "table1": "results-table1.md", "quick": "results.
 
 
 def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
-        only: tuple[str, ...] = (), render_only: bool = False, store: Path | None = None) -> dict[str, object]:
+        only: tuple[str, ...] = (), render_only: bool = False, store: Path | None = None,
+        save_only: bool = False) -> dict[str, object]:
     """Run every job of the mode (resuming), then write JSON, Markdown and plots; returns the JSON.
 
-    ``render_only``: run nothing, render the jobs already finished (a cut-short run).  ``store``
+    ``render_only``: run nothing, render the jobs already finished (a cut-short run).  ``save_only``:
+    run nothing, save what ``out`` holds into ``store`` (a run killed too hard to save itself), render.  ``store``
     (``--table1``): the committed folder that carries the run across sittings (carry.py); its
     finished jobs are rendered, not rerun, and the page covers every job of the mode.
     """
@@ -68,7 +70,10 @@ def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
     todo = [j for j in jobs if j.key not in stored]
     if (skipped := sorted(j.key for j in jobs if j.key in stored)) and not render_only:
         _log(f"finished in an earlier sitting (delete {store}/KEY.rows.json to rerun): {', '.join(skipped)}")
-    if not render_only and todo:
+    if save_only and store:
+        for line in carry.save(out, store, todo, mode, carry.sitting_record(None, todo)):
+            _log(line)
+    elif not render_only and todo:
         try:
             run_jobs(todo, mode, out)
         finally:  # a sitting cut short (Ctrl-C, SIGTERM) still leaves its verdicts committable
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", type=Path, help="where results.md and img/ go (default docs/ for --full)")
     ap.add_argument("--only", action="append", default=[], help="run only this job key (repeatable)")
     ap.add_argument("--render-only", action="store_true", help="run nothing: render the finished jobs in --out")
+    ap.add_argument("--save-only", action="store_true", help="--table1: run nothing; save the work folder's "
+                    "finished rows and verdicts into --store (after a run was killed with SIGKILL), then render")
     ap.add_argument("--store", type=Path, help="--table1: the committed folder carrying the run across sittings "
                     "(default benchmarks/results/paper-table1)")
     args = ap.parse_args(argv)
@@ -148,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             if long_run or (mode == "full" and not args.only) else None
         if args.docs and results_json is not None:
             results_json = args.docs / results_json.name  # a test's or a trial's page never touches the repo's
-        data = run(mode, out, docs, results_json, tuple(args.only), args.render_only, store)
+        if args.save_only and store is None:
+            raise BadInput("--save-only saves a --table1 run's work folder: add --table1")
+        data = run(mode, out, docs, results_json, tuple(args.only), args.render_only or args.save_only, store,
+                   args.save_only)
     except GraftError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
