@@ -160,3 +160,18 @@ def test_a_job_of_several_sittings_says_so() -> None:
     assert _sittings({"sittings": [{"seconds": 5}]}) == ""
     text = _sittings({"sittings": [{"seconds": 5, "machine": "A, 2 cores"}, {"seconds": 7, "machine": "B, 2 cores"}]})
     assert "of 2 sittings (12 s of wall time in all" in text and "on A, 2 cores / B, 2 cores)" in text
+
+
+def test_an_interrupted_sitting_saves_and_renders_before_it_stops(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.paper import run as paper_run
+
+    def cut_short(jobs: list, mode: object, out: Path) -> list:
+        _job_folder(out, jobs[0].key)  # some verdicts journaled, then SIGTERM (run.py turns it into this)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(paper_run, "run_jobs", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        paper_run.run("table1", tmp_path / "out", tmp_path / "docs", only=("mlp-eps0.1",), store=tmp_path / "store")
+    assert (tmp_path / "store" / "mlp-eps0.1.progress.json.gz").is_file()
+    assert "mlp-eps0.1 (lirpa.jsonl 2 results)" in (tmp_path / "docs" / "results-table1.md").read_text()

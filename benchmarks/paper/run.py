@@ -64,7 +64,7 @@ def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
     mode = MODES[mode_name]
     torch.set_num_threads(1)  # 2 shared cores: a second thread only adds contention
     out.mkdir(parents=True, exist_ok=True)
-    t0, started = time.perf_counter(), time.time()
+    t0, started, interrupted = time.perf_counter(), time.time(), False
     jobs = [j for j in mode.jobs if not only or j.key in only]
     stored = carry.restore(out, store, list(mode.jobs), mode, unpack=not render_only) if store else {}
     todo = [j for j in jobs if j.key not in stored]
@@ -76,7 +76,11 @@ def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
     elif not render_only and todo:
         try:
             run_jobs(todo, mode, out)
-        finally:  # a sitting cut short (Ctrl-C, SIGTERM) still leaves its verdicts committable
+        except KeyboardInterrupt:  # a sitting cut short (Ctrl-C, SIGTERM): save, render how far it got, stop
+            if store is None:
+                raise
+            interrupted = True
+        finally:  # even a failed step leaves the verdicts so far committable
             for line in carry.save(out, store, todo, mode, carry.sitting_record(started, todo)) if store else ():
                 _log(line)
     if store:  # what this sitting saved, with its sittings record
@@ -101,6 +105,8 @@ def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
         abcrown = ((gpu_logs / "summary.csv").read_text(), (gpu_logs / "gpu.txt").read_text())
     atomic_write_text(docs / PAGES.get(mode_name, "results.md"),
                       results_markdown(data, [p.relative_to(docs).as_posix() for p in images], abcrown))
+    if interrupted:
+        raise KeyboardInterrupt("saved and rendered; rerun the same command to resume")
     return data
 
 
@@ -162,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     except GraftError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"[paper] interrupted: the verdicts so far are saved{' in ' + str(store) if store else ''}; run the "
+              "same command again to resume", file=sys.stderr)
+        return 130
     page = docs / PAGES.get(mode, "results.md")
     print(f"[paper] wrote {page}", file=sys.stderr)
     claim = readme_claim(data)
