@@ -207,7 +207,8 @@ def _execute(name: str, backend: Backend, options: Any, root: Path, todo: list[I
             yield inst, run_instance(backend, root, inst, timeout or inst.timeout, logs)
         return
     ctx = multiprocessing.get_context("spawn")  # torch and fork do not mix
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    try:
         futs: dict[Future[Result], Instance] = {
             pool.submit(_pool_run, name, options, str(root), inst, timeout or inst.timeout, str(logs)): inst
             for inst in todo}
@@ -216,6 +217,10 @@ def _execute(name: str, backend: Backend, options: Any, root: Path, todo: list[I
                 yield futs[fut], fut.result()
             except BrokenProcessPool:
                 yield futs[fut], None
+    finally:
+        # interrupted (Ctrl-C, SIGTERM, the consumer stopped): the queued instances must not run on unjournaled;
+        # a plain `with` would wait for every one of them
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def verify_benchmark(bench_dir: str | Path, backend: str, options: Any = None,
