@@ -85,13 +85,19 @@ def test_export_interrupted_leaves_the_folder_or_nothing(tmp_path: Path) -> None
         assert rows and all((out / r[0]).is_file() and (out / r[1]).is_file() for r in rows)
 
 
-@pytest.mark.slow
-def test_verify_interrupted_keeps_whole_journal_lines_and_resumes(tmp_path: Path) -> None:
+def _exported(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """A benchmark folder of ``n`` instances and the path of a journal to verify it into."""
     bench, journal = tmp_path / "bench", tmp_path / "out" / "r.jsonl"
     journal.parent.mkdir()
-    made = subprocess.run([*CLI, "export", NET, "--data", CSV, "--eps", "0.03", "--instances", "8", "--skip", "none",
-                           "-o", str(bench)], env=ENV, capture_output=True, text=True, timeout=300)
+    made = subprocess.run([*CLI, "export", NET, "--data", CSV, "--eps", "0.03", "--instances", str(n), "--skip",
+                           "none", "-o", str(bench)], env=ENV, capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stderr[-1000:]
+    return bench, journal
+
+
+@pytest.mark.slow
+def test_verify_interrupted_keeps_whole_journal_lines_and_resumes(tmp_path: Path) -> None:
+    bench, journal = _exported(tmp_path, 8)
     args = ["verify", str(bench), "--backend", "lirpa", "--method", "alpha-crown", "--results", str(journal),
             "--no-progress"]
     _check_exit(*_interrupt(_start(args), signal.SIGTERM, until=journal))
@@ -106,11 +112,7 @@ def test_verify_interrupted_keeps_whole_journal_lines_and_resumes(tmp_path: Path
 @pytest.mark.slow
 def test_parallel_verify_interrupted_stops_its_queue(tmp_path: Path) -> None:
     """SIGTERM under ``--workers 2``: the instances still queued never start (they would run on unjournaled)."""
-    bench, journal = tmp_path / "bench", tmp_path / "out" / "r.jsonl"
-    journal.parent.mkdir()
-    made = subprocess.run([*CLI, "export", NET, "--data", CSV, "--eps", "0.03", "--instances", "12", "--skip", "none",
-                           "-o", str(bench)], env=ENV, capture_output=True, text=True, timeout=300)
-    assert made.returncode == 0, made.stderr[-1000:]
+    bench, journal = _exported(tmp_path, 12)
     args = ["verify", str(bench), "--backend", "neuralsat", "--workers", "2", "--results", str(journal),
             "--no-progress"]
     rc, err = _interrupt(_start(args), signal.SIGTERM, until=journal, limit=300)

@@ -129,7 +129,7 @@ def save(out: Path, store: Path, jobs: list[NetJob], mode: Mode, sitting: dict[s
             blob = json.dumps({"carry": carry, "journals": journals}, sort_keys=True).encode()
             with atomic_write(prog_path, "wb") as fh:
                 fh.write(gzip.compress(blob, mtime=0))
-            said.append(f"{job.key}: {progress_text(job, journals)} → {prog_path}")
+            said.append(f"{job.key}: {progress_text(journals)} → {prog_path}")
     return said
 
 
@@ -165,7 +165,7 @@ def _unpack(folder: Path, journals: dict[str, dict[str, Any]]) -> None:
         atomic_write_text(path.with_name(path.stem + SIDECAR), json.dumps(j["files"], indent=0) + "\n")
 
 
-def progress_text(job: NetJob, journals: dict[str, dict[str, Any]]) -> str:
+def progress_text(journals: dict[str, dict[str, Any]]) -> str:
     """``lirpa.jsonl 1600 lines, nsat.jsonl 32 lines``: how far an unfinished job got."""
     return ", ".join(f"{n} {str(j['lines']).count(chr(10))} results" for n, j in sorted(journals.items())) \
         or "nothing verified yet"
@@ -178,7 +178,7 @@ def progress(out: Path, store: Path, jobs: list[NetJob]) -> dict[str, str]:
         journals = _journals(out / job.key) if (out / job.key).is_dir() else {}
         if not journals and (data := _stored(store / f"{job.key}.progress.json.gz")) is not None:
             journals = data["journals"]
-        said[job.key] = progress_text(job, journals)
+        said[job.key] = progress_text(journals)
     return said
 
 
