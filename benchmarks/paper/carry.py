@@ -32,8 +32,8 @@ from graftonnx.verify.runner import read_instances
 
 from .config import Mode, NetJob, complete_backend
 
-__all__ = ["identity", "drop_stale", "save", "restore", "finished", "progress", "progress_text", "sitting_record",
-           "SIDECAR"]
+__all__ = ["identity", "drop_stale", "save", "restore", "stored_rows", "finished", "progress", "progress_text",
+           "sitting_record", "SIDECAR"]
 
 #: beside a journal ``J.jsonl``: ``J.files.json``, the hash of every file its lines were verified on
 SIDECAR = ".files.json"
@@ -133,25 +133,33 @@ def save(out: Path, store: Path, jobs: list[NetJob], mode: Mode, sitting: dict[s
     return said
 
 
+def _usable(path: Path, ident: dict[str, object], warn: bool) -> dict[str, Any] | None:
+    """The stored file at ``path`` when it was made for ``ident``; else None (one line when ``warn``)."""
+    data = _stored(path)
+    if data is not None and data["carry"]["identity"] != ident:
+        if warn:
+            print(f"[paper] {path.name} was made with other settings: ignored", file=sys.stderr)
+        return None
+    return data
+
+
+def stored_rows(store: Path, jobs: list[NetJob], mode: Mode, warn: bool = False) -> dict[str, dict[str, Any]]:
+    """The stored finished jobs made with these settings (key → rows, with their sittings)."""
+    done = {}
+    for job in jobs:
+        data = _usable(store / f"{job.key}.rows.json", identity(job, mode), warn)
+        if data is not None:
+            done[job.key] = {k: v for k, v in data.items() if k != "carry"} | {"sittings": data["carry"]["sittings"]}
+    return done
+
+
 def restore(out: Path, store: Path, jobs: list[NetJob], mode: Mode, unpack: bool = True) -> dict[str, dict[str, Any]]:
     """Put stored journals into fresh job folders (``unpack``); return the stored finished jobs (key → rows)."""
-    done: dict[str, dict[str, Any]] = {}
+    done = stored_rows(store, jobs, mode, warn=True)
     for job in jobs:
-        ident = identity(job, mode)
-        for path in (store / f"{job.key}.rows.json", store / f"{job.key}.progress.json.gz"):
-            data = _stored(path)
-            if data is None:
-                continue
-            if data["carry"]["identity"] != ident:
-                print(f"[paper] {path.name} was made with other settings: ignored (rerunning {job.key})",
-                      file=sys.stderr)
-                continue
-            if path.name.endswith(".rows.json"):
-                done[job.key] = {k: v for k, v in data.items() if k != "carry"} | {"sittings":
-                                                                                     data["carry"]["sittings"]}
-                break
-            if unpack:
-                _unpack(out / job.key, data["journals"])
+        data = None if job.key in done else _usable(store / f"{job.key}.progress.json.gz", identity(job, mode), True)
+        if data is not None and unpack:
+            _unpack(out / job.key, data["journals"])
     return done
 
 
@@ -166,7 +174,7 @@ def _unpack(folder: Path, journals: dict[str, dict[str, Any]]) -> None:
 
 
 def progress_text(journals: dict[str, dict[str, Any]]) -> str:
-    """``lirpa.jsonl 1600 lines, nsat.jsonl 32 lines``: how far an unfinished job got."""
+    """``lirpa.jsonl 1600 results, nsat.jsonl 32 results``: how far an unfinished job got."""
     return ", ".join(f"{n} {str(j['lines']).count(chr(10))} results" for n, j in sorted(journals.items())) \
         or "nothing verified yet"
 

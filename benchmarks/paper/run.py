@@ -84,7 +84,7 @@ def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
             for line in carry.save(out, store, todo, mode, carry.sitting_record(started, todo)) if store else ():
                 _log(line)
     if store:  # what this sitting saved, with its sittings record
-        stored = carry.restore(out, store, list(mode.jobs), mode, unpack=False)
+        stored = carry.stored_rows(store, list(mode.jobs), mode)
     page_jobs = list(mode.jobs) if store else jobs
     results = _finished(page_jobs, mode, out, stored)
     missing = [j for j in page_jobs if j.key not in {r["job"]["key"] for r in results}]
@@ -103,7 +103,7 @@ def run(mode_name: str, out: Path, docs: Path, results_json: Path | None = None,
     abcrown = None
     if mode_name == "full" and (gpu_logs / "summary.csv").is_file():
         abcrown = ((gpu_logs / "summary.csv").read_text(), (gpu_logs / "gpu.txt").read_text())
-    atomic_write_text(docs / PAGES.get(mode_name, "results.md"),
+    atomic_write_text(docs / PAGES[mode_name],
                       results_markdown(data, [p.relative_to(docs).as_posix() for p in images], abcrown))
     if interrupted:
         raise KeyboardInterrupt("saved and rendered; rerun the same command to resume")
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[paper] interrupted: the verdicts so far are saved{' in ' + str(store) if store else ''}; run the "
               "same command again to resume", file=sys.stderr)
         return 130
-    page = docs / PAGES.get(mode, "results.md")
+    page = docs / PAGES[mode]
     print(f"[paper] wrote {page}", file=sys.stderr)
     claim = readme_claim(data)
     if claim is not None:
