@@ -190,3 +190,26 @@ def test_earlier_modes_keep_their_fingerprints() -> None:
     methods = {j.key: j.method(MODES["table1"].budget) for j in MODES["table1"].jobs}
     assert methods == {"cnn-eps0.1": "crown", "resnet_2b": "crown",  # α-CROWN is past the budget there (the notes)
                        "mlp-eps0.1": "alpha-crown", "mnist-net_256x2": "alpha-crown", "mlp-eps0.05": "alpha-crown"}
+
+
+def test_resnet_distilled_rows_are_separate_rows() -> None:
+    """Scope 5: ResNet-2B's distilled rows are rows of their own (names, label, NeuralSAT set), never the
+    unfinetuned row a target or the sweep reads."""
+    from benchmarks.paper.config import settings_key
+    from benchmarks.paper.pipeline import PaperJob, paper_steps
+    from benchmarks.paper.rows import variants_of
+    from benchmarks.paper.tables import _label
+    from benchmarks.paper.targets import find_row
+
+    job = {j.key: j for j in MODES["table1"].jobs}["resnet_2b"]
+    names = [v.name for v in variants_of(job)]
+    assert {"combined25-distilled", "combined50-distilled", "combined75-distilled", "random50-distilled"} <= set(names)
+    assert "combined50" in names and len(names) == len(set(names))
+    nsat = next(s for s in paper_steps(PaperJob(job, MODES["table1"])) if s.name.startswith("nsat"))
+    complete = ["baseline", "combined25", "combined50", "combined75", "instability50", "significance50", "random50",
+                "prune50", "combined50-distilled"]  # the eight Table-1 rows and one distilled row
+    assert nsat.name == f"nsat:{settings_key(complete)[:8]}"
+    plain, distilled = _row("combined", 0.5, 3, 40.0, 30.0), _row("combined", 0.5, 9, 60.0, 50.0) | {"tune": "teacher"}
+    assert find_row({"rows": [distilled, plain]}, "combined", 0.5) is plain
+    assert find_row({"rows": [distilled]}, "combined", 0.5) is None
+    assert _label(distilled) == "combined 50 %, init const, distilled from the original (no labels)"

@@ -62,7 +62,8 @@ class NetJob:
     ``source``: ``train:<arch>`` (trained here on mnist5k) or ``shared:<name>`` (a VNN-COMP
     net from ../shared/models).  ``criteria`` × ``ratios`` are grafted and (unless
     ``finetune`` is False) finetuned; ``extra`` adds single (criterion, ratio, init[, schedule]) rows.
-    ``nsat`` names the (criterion, ratio) rows NeuralSAT runs on, ``("baseline", 0)`` included.
+    ``nsat`` names the (criterion, ratio) rows NeuralSAT runs on, ``("baseline", 0)`` included, and
+    (criterion, ratio, tune) for a row finetuned otherwise (``"teacher"``: distilled).
     """
 
     key: str
@@ -74,7 +75,7 @@ class NetJob:
     init: str = "const"
     finetune: bool = True
     extra: tuple[tuple[str | float, ...], ...] = ()
-    nsat: tuple[tuple[str, float], ...] = ()
+    nsat: tuple[tuple[str, float] | tuple[str, float, str], ...] = ()
     nsat_instances: int | None = None  # overrides Budget.n_nsat for this job
     lirpa_instances: int | None = None  # overrides Budget.n_lirpa for this job
     schedule: str = "total"  # λ schedule of combined/prune rows; graftonnx's default is "target" (selection.md)
@@ -146,15 +147,18 @@ SWEEP_RATIOS = tuple(k / 10 for k in range(1, 10))
 #: the rows of the paper's Table 1 that every table1 network verifies completely (issue 15, scope 1)
 _T1_COMPLETE = (("baseline", 0.0), ("combined", 0.25), ("combined", 0.5), ("combined", 0.75),
                 ("instability", 0.5), ("significance", 0.5), ("random", 0.5), ("prune", 0.5))
+#: distilled from the original (no labels): what a net without its training set can still get (issue 15, scope 5)
+_DISTILLED = tuple(("combined", r, "const", "total", "neuron", "teacher") for r in (0.25, 0.5, 0.75)) \
+    + (("random", 0.5, "const", "total", "neuron", "teacher"),)
 _CHANNEL = tuple(("combined", r, "const", "total", "channel") for r in (0.25, 0.5, 0.75))
 
 
 def _t1(key: str, source: str, eps: float, extra: tuple[tuple[str | float, ...], ...] = _ONE_EACH,
         **kw: object) -> NetJob:
     """A table1 network: combined 25/50/75 %, the other criteria at 50 %, all eight verified completely."""
+    kw.setdefault("nsat", _T1_COMPLETE)
     return NetJob(key, source, "cifar" if source.startswith("shared:resnet") else "mnist", eps,
-                  criteria=("combined",), ratios=(0.25, 0.5, 0.75), extra=extra, nsat=_T1_COMPLETE,
-                  **kw)  # type: ignore[arg-type]
+                  criteria=("combined",), ratios=(0.25, 0.5, 0.75), extra=extra, **kw)  # type: ignore[arg-type]
 
 
 TABLE1 = Mode("table1", Budget(n_train=4000, n_heldout=1000, train_epochs=20, finetune_epochs=4, n_score=1000,
@@ -173,12 +177,15 @@ TABLE1 = Mode("table1", Budget(n_train=4000, n_heldout=1000, train_epochs=20, fi
                    note="VNN-COMP mnistfc net, finetuned here on mnist5k; eps 0.02 (its VNN-COMP radii are "
                         "0.02/0.05)"),
                _t1("resnet_2b", "shared:resnet_2b", 2 / 255,
-                   _ONE_EACH + tuple(("combined", r, "fit") for r in (0.25, 0.5, 0.75)), finetune=False,
-                   lirpa_method="crown",
-                   note="VNN-COMP cifar2020 ResNet-2B, NOT finetuned (no CIFAR training set here); lirpa column by "
-                        "CROWN: α-CROWN on one instance CROWN could not prove ran over 300 s here; n is capped by "
-                        "the data: of ERAN's 100 CIFAR images half score the neurons, the other 50 are every VA "
-                        "instance and the SA/RA images; init fit rows (α-CROWN only) show what a fitted line saves"),
+                   _ONE_EACH + tuple(("combined", r, "fit") for r in (0.25, 0.5, 0.75)) + _DISTILLED,
+                   finetune=False, lirpa_method="crown", nsat=_T1_COMPLETE + (("combined", 0.5, "teacher"),),
+                   note="VNN-COMP cifar2020 ResNet-2B, NOT finetuned with labels (no CIFAR training set here); the "
+                        "*distilled* rows are finetuned from the original network instead (`finetune --teacher`: "
+                        "FAT on the 50 scoring images without their labels, soft targets only, 40 epochs); lirpa "
+                        "column by CROWN: α-CROWN on one instance CROWN could not prove ran over 300 s here; n is "
+                        "capped by the data: of ERAN's 100 CIFAR images half score the neurons (and are the "
+                        "distillation's images), the other 50 are every VA instance and the SA/RA images; init fit "
+                        "rows (CROWN only) show what a fitted line saves"),
                _t1("mlp-eps0.05", "train:mlp:256,256", 0.05, note="the second ε, on the MLP")))
 
 MODES = {"quick": QUICK, "full": FULL, "table1": TABLE1}

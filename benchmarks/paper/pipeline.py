@@ -189,8 +189,8 @@ def paper_steps(pj: PaperJob) -> list[Step]:
     built = tuple(s.name for s in steps[2:])
     lirpa = f"lirpa:{settings_key(names)[:8]}"
     steps.append(Step(lirpa, lambda ctx: _verify_step(ctx, "lirpa", names, "lirpa"), built))
-    nsat_names = [v.name for v in variants if (v.criterion, v.ratio) in job.nsat and v.init == job.init
-                  and v.schedule == job.schedule and v.granularity == "neuron"]
+    nsat_names = [v.name for v in variants if ((v.criterion, v.ratio, v.tune) if v.tune else (v.criterion, v.ratio))
+                  in job.nsat and v.init == job.init and v.schedule == job.schedule and v.granularity == "neuron"]
     backend = complete_backend(pj.mode.budget)  # α,β-CROWN or NeuralSAT: a switch reruns the step (new name)
     tag = "nsat" if backend == "neuralsat" else f"nsat-{backend}"
     nsat = f"{tag}:{settings_key(nsat_names)[:8]}" if nsat_names else None

@@ -47,20 +47,21 @@ def plot_va_ratio(job: dict[str, Any], path: Path) -> Path:
     base = next(r for r in rows if r["criterion"] == "baseline")
     fig = Figure(figsize=(7.5, 4.2))
     ax = fig.subplots()
-    series: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    series: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
         if r["criterion"] != "baseline":
-            key = (r["criterion"], r["init"], r.get("schedule", "total"), r.get("granularity", "neuron"))
+            key = (r["criterion"], r["init"], r.get("schedule", "total"), r.get("granularity", "neuron"),
+                   r.get("tune", ""))
             series.setdefault(key, []).append(r)
-    for k, ((crit, init, sched, gran), rs) in enumerate(series.items()):
+    for k, ((crit, init, sched, gran, tune), rs) in enumerate(series.items()):
         rs = [base] + sorted(rs, key=lambda r: r["ratio"])
         shift = 1.2 * (k - (len(series) - 1) / 2)  # side by side, so equal values stay visible
         xs = [100 * r["ratio"] + (shift if r is not base else 0.0) for r in rs]
         fit = init == "fit" and crit != "prune"
         target = sched == "target" and crit in ("combined", "prune")
-        style = "--" if fit else ":" if target else "-." if gran == "channel" else "-"
+        style = "--" if fit else ":" if target else "-." if gran == "channel" or tune else "-"
         label = f"{crit}" + (" (init fit)" if fit else "") + (" (λ over the picks)" if target else "") \
-            + (" (channels)" if gran == "channel" else "")
+            + (" (channels)" if gran == "channel" else "") + (" (distilled)" if tune else "")
         ax.plot(xs, [r["va_crown"] for r in rs], style, marker="os^vDP"[k % 6], color=_COLORS.get(crit, "purple"),
                 label=label, alpha=0.85)
         ns = [(x, r["va_nsat"]) for x, r in zip(xs, rs, strict=True) if r["va_nsat"] is not None and r is not base]
@@ -93,7 +94,7 @@ def plot_layer_unr(job: dict[str, Any], path: Path) -> Path:
     ratios = job["job"].get("ratios") or (0.25, 0.5, 0.75)  # the table's ratios, not every sweep point
     sched = job["job"].get("schedule", "total")
     rows = [r for r in job["rows"] if r["criterion"] in ("baseline", "combined") and r["init"] == job["job"]["init"]
-            and r.get("granularity", "neuron") == "neuron" and r.get("schedule", "total") == sched
+            and r.get("granularity", "neuron") == "neuron" and r.get("schedule", "total") == sched and not r.get("tune")
             and (r["criterion"] == "baseline" or any(abs(r["ratio"] - x) < 1e-9 for x in ratios))]
     rows.sort(key=lambda r: r["ratio"])
     sites = list(rows[0]["unr_layers"])

@@ -36,7 +36,10 @@ from graftonnx.verify import Verdict, read_instances
 from .config import Mode, NetJob
 from .nets import Splits, subset
 
-__all__ = ["Variant", "Row", "variants_of", "machine", "per_instance"]
+__all__ = ["Variant", "Row", "variants_of", "machine", "per_instance", "DISTIL_EPOCHS"]
+
+#: epochs of a distilled row (50 images: about as many steps as 4 epochs on 4000 would be, at batch 64 a tenth)
+DISTIL_EPOCHS = 40
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class Variant:
     init: str
     schedule: str = "total"
     granularity: str = "neuron"
+    #: "" finetunes as the job does; "teacher" distils from the ungrafted network on the scoring images
+    #: without their labels (for a net whose training set is not here: ResNet-2B)
+    tune: str = ""
 
     @property
     def name(self) -> str:
@@ -56,7 +62,9 @@ class Variant:
         init = "" if self.init == "const" or self.criterion == "prune" else f"-{self.init}"
         staged = self.criterion in ("combined", "prune") and self.schedule != "total"
         gran = "" if self.granularity == "neuron" else f"-{self.granularity}"
-        return f"{self.criterion}{round(100 * self.ratio)}{init}" + (f"-{self.schedule}" if staged else "") + gran
+        tune = "-distilled" if self.tune == "teacher" else ""
+        return f"{self.criterion}{round(100 * self.ratio)}{init}" + (f"-{self.schedule}" if staged else "") \
+            + gran + tune
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ class Row:
     ra_verify_nsat: float | None = None  # RA on exactly the NeuralSAT instance images
     schedule: str = "total"  # λ schedule of combined / prune rows (specs/selection.md)
     granularity: str = "neuron"
+    tune: str = ""  # "teacher": distilled from the ungrafted network, no labels (Variant.tune)
     crown_method: str = "crown"  # the lirpa column's bound (crown | alpha-crown)
     complete_backend: str = "neuralsat"  # the complete column's verifier (neuralsat | abcrown)
     #: per instance, in the benchmark's instance order (the same images, in the same order, for every row
@@ -125,6 +134,27 @@ def _finetune_cfg(job: NetJob, mode: Mode) -> TrainConfig:
                        seed=mode.seed, progress=False)
 
 
+def _distil_cfg(job: NetJob, mode: Mode) -> TrainConfig:
+    """Distillation from the original on few unlabelled images: soft targets only, many epochs, no validation
+    split (the settings bench_teacher measured best on ResNet-2B's 50 images: benchmarks/results/teacher.md)."""
+    return TrainConfig(epochs=DISTIL_EPOCHS, eps=job.eps, lr=mode.finetune_lr, batch_size=64, seed=mode.seed,
+                       val_fraction=0.0, teacher_hard=0.0, progress=False)
+
+
+def _tune(v: Variant, job: NetJob, mode: Mode, model: onnx.ModelProto, base: onnx.ModelProto,
+          splits: Splits) -> tuple[onnx.ModelProto, dict[str, object]]:
+    """Finetune one row as it asks: the job's labelled finetune, a distillation, or none."""
+    if v.tune == "teacher":
+        out = finetune(model, replace(splits.score, y=None, meta=dict(splits.score.meta)), _distil_cfg(job, mode),
+                       teacher=base)
+    elif job.finetune and splits.train is not None:
+        out = finetune(model, splits.train, _finetune_cfg(job, mode))
+    else:
+        return model, {}
+    return out.model, {"finetune_seconds": round(out.result.seconds, 1), "best_epoch": out.result.best_epoch,
+                       "finetune_notes": list(out.result.notes)}
+
+
 def _make_variant(v: Variant, job: NetJob, mode: Mode, base: onnx.ModelProto, splits: Splits, scores: object,
                   path: Path) -> dict[str, object]:
     """Graft (unless baseline) and finetune (when the job finetunes); save to ``path``; return its record."""
@@ -138,13 +168,9 @@ def _make_variant(v: Variant, job: NetJob, mode: Mode, base: onnx.ModelProto, sp
         grafted = api.graft(base, plan=plan)
         model, neurons = grafted.model, _grafted_count(grafted)
     record: dict[str, object] = {"grafted_neurons": neurons, "graft_seconds": round(time.perf_counter() - t0, 2)}
-    if job.finetune and splits.train is not None:
-        out = finetune(model, splits.train, _finetune_cfg(job, mode))
-        model = out.model
-        record |= {"finetune_seconds": round(out.result.seconds, 1), "best_epoch": out.result.best_epoch,
-                   "finetune_notes": list(out.result.notes)}
+    model, tuned = _tune(v, job, mode, model, base, splits)
     api.save_model(model, path)
-    return record
+    return record | tuned
 
 
 def _grafted_count(result: api.GraftResult) -> int:
@@ -210,12 +236,13 @@ def _export(job: NetJob, mode: Mode, splits: Splits, folder: Path, names: list[s
 
 
 def _row(job: NetJob, v: Variant, rec: dict[str, object], crown: ModelMetrics, nsat: ModelMetrics | None) -> Row:
-    row = Row(job.key, v.name, v.criterion, v.ratio, v.init, job.finetune, int(rec["grafted_neurons"]),  # type: ignore[call-overload]
+    tuned = job.finetune or bool(v.tune)
+    row = Row(job.key, v.name, v.criterion, v.ratio, v.init, tuned, int(rec["grafted_neurons"]),  # type: ignore[call-overload]
               crown.unr.neurons, 100 * crown.unr.unr, {x.site: 100 * x.unr for x in crown.unr.layers},
               crown.unr.bound, float(rec["sa"]), float(rec["ra"]), int(rec["n_heldout"]),  # type: ignore[arg-type,call-overload]
               100 * (crown.va or 0.0), crown.instances, crown.mean_time,
               finetune_seconds=rec.get("finetune_seconds"), schedule=v.schedule,  # type: ignore[arg-type]
-              granularity=v.granularity)
+              granularity=v.granularity, tune=v.tune)
     if nsat is None or not nsat.backend:
         return row
     non_sat = [t for t, x in zip(nsat.times, nsat.verdicts, strict=True) if x != Verdict.SAT]

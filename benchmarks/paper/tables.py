@@ -36,7 +36,8 @@ def _label(r: dict[str, Any]) -> str:
     staged = f", λ over the {'requested picks' if sched == 'target' else 'whole net'}" \
         if r["criterion"] in ("combined", "prune") and sched != "total" else ""
     gran = ", channels" if r.get("granularity", "neuron") == "channel" else ""
-    return f"{what} {round(100 * r['ratio'])} %{init}{staged}{gran}"
+    tune = ", distilled from the original (no labels)" if r.get("tune") == "teacher" else ""
+    return f"{what} {round(100 * r['ratio'])} %{init}{staged}{gran}{tune}"
 
 
 def _time_cells(r: dict[str, Any], key: str, old_mean: str, old_timeouts: str | None = None) -> list[str]:

@@ -24,11 +24,12 @@ def verifier_name(backend: str | None) -> str:
 
 
 def find_row(job: dict[str, Any], criterion: str, ratio: float, init: str = "const") -> dict[str, Any] | None:
-    """The job's (criterion, ratio) row with the total schedule, neuron granularity and ``init``."""
+    """The job's (criterion, ratio) row with the total schedule, neuron granularity, ``init`` and the job's own
+    finetune (not a distilled row)."""
     for r in job["rows"]:
         if r["criterion"] == criterion and abs(r["ratio"] - ratio) < 1e-9 and r.get("schedule", "total") == "total" \
-                and r.get("granularity", "neuron") == "neuron" and (r["init"] == init or criterion in ("baseline",
-                                                                                                        "prune")):
+                and r.get("granularity", "neuron") == "neuron" and not r.get("tune") \
+                and (r["init"] == init or criterion in ("baseline", "prune")):
             return r
     return None
 
