@@ -97,6 +97,9 @@ def notes(data: dict[str, Any] | None = None) -> list[str]:
               "of the certified-gap target." if heldout else
               "- **VA vs SA/RA images differ.** VA is measured on ERAN MNIST/CIFAR *test* images, SA/RA on the "
               "held-out mnist5k split (ResNet-2B: on ERAN CIFAR images 50–99), so RA − VA mixes two image sets.")
+    distilled = (" Its *distilled* rows are finetuned from the original network instead (`finetune --teacher`: "
+                 "FAT on the 50 scoring images without their labels, soft targets only, 40 epochs): what a net "
+                 "whose training set is not at hand can still recover." if heldout else "")
     return ["## Honest notes", "",
             "- **Scale.** The paper trains on 60k MNIST images for ~100+ epochs on a GPU and verifies 1000 images "
             f"with α,β-CROWN at 300 s each. Here: {sizes}. Absolute numbers are not "
@@ -116,7 +119,7 @@ def notes(data: dict[str, Any] | None = None) -> list[str]:
             "bounds, so UNRs are higher than the paper's, but grafted vs ungrafted is compared with the same bound.",
             "- **ResNet-2B** is grafted without finetuning (no CIFAR training data offline): its SA drop shows "
             "what finetuning has to repair, and `init fit` (least-squares lines) vs `const` shows how much a "
-            "good initial line saves before any training.",
+            "good initial line saves before any training." + distilled,
             "- **NeuralSAT without MIP.** NeuralSAT 0.2.17 runs with `use_mip_verify` and `use_mip_tightening` "
             "off (the default of graftonnx's NeuralSAT backend; `--mip` turns it on): pip's gurobipy has a "
             "size-limited licence, every MIP over 2000 variables fails with *Model too large for size-limited "
