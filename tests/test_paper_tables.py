@@ -213,3 +213,22 @@ def test_resnet_distilled_rows_are_separate_rows() -> None:
     assert find_row({"rows": [distilled, plain]}, "combined", 0.5) is plain
     assert find_row({"rows": [distilled]}, "combined", 0.5) is None
     assert _label(distilled) == "combined 50 %, init const, distilled from the original (no labels)"
+
+
+def test_targets_of_a_net_without_labels_read_its_distilled_rows() -> None:
+    """An unfinetuned job's page judges the brief's targets on its distilled rows, against distilled random."""
+    base = _row("baseline", 0.0, 2, 76.0, 58.0, n_complete=2) | {"finetuned": False}
+    rows = [base, _row("combined", 0.5, 3, 32.0, 30.0, n_complete=3) | {"finetuned": False},
+            _row("random", 0.5, 2, 30.0, 25.0) | {"finetuned": False},
+            _row("combined", 0.5, 12, 60.0, 50.0, n_complete=7) | {"tune": "teacher"},
+            _row("random", 0.5, 6, 40.0, 30.0) | {"tune": "teacher"}]
+    job = {"job": {"key": "resnet_2b", "source": "shared:resnet_2b", "eps": 2 / 255, "note": "", "finetune": False,
+                   "init": "const", "schedule": "total", "ratios": [0.25, 0.5, 0.75], "sweep": []},
+           "data": "synthetic", "base": {"source": "synthetic"}, "rows": rows, "seconds": [10.0],
+           "step_seconds": {}, "layer_sizes": {"r1": 512}}
+    lines = target_lines(job, "teacher")
+    assert any(ln.startswith("| VA gain ≥ +40 pts (va_nsat) | 20.0 → 70.0 (+50.0 pts)") for ln in lines)
+    beats = [ln for ln in lines if "beats random" in ln]
+    assert len(beats) == 1 and "| 60.0 vs 30.0 (+30.0) |" in beats[0]  # CROWN only: distilled random has no NeuralSAT
+    md = results_markdown(synthetic_results() | {"jobs": [job], "jobs_planned": ["resnet_2b"]}, [])
+    assert "Targets of the brief on this network's finetuned grafts, the *distilled* rows" in md

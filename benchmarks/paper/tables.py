@@ -169,6 +169,9 @@ def results_markdown(data: dict[str, Any], images: Sequence[str], abcrown: tuple
         lines += job_table(job) + [""]
         if j["finetune"] and find_row(job, "combined", 0.5) is not None:
             lines += ["Targets of the brief on this network:", ""] + target_lines(job) + [""]
+        elif find_row(job, "combined", 0.5, tune="teacher") is not None:
+            lines += ["Targets of the brief on this network's finetuned grafts, the *distilled* rows (against the "
+                      "distilled random / prune rows where built):", ""] + target_lines(job, "teacher") + [""]
         lines += sweep_lines(job) + channel_lines(job)
         pics = [p for p in images if f"-{j['key']}-" in p or p.endswith(f"-{j['key']}.png")]
         lines += [f"![{p}]({p})" for p in pics] + ([""] if pics else [])

@@ -23,12 +23,14 @@ def verifier_name(backend: str | None) -> str:
     return _NAMES.get(backend or "", backend or "?")
 
 
-def find_row(job: dict[str, Any], criterion: str, ratio: float, init: str = "const") -> dict[str, Any] | None:
-    """The job's (criterion, ratio) row with the total schedule, neuron granularity, ``init`` and the job's own
-    finetune (not a distilled row)."""
+def find_row(job: dict[str, Any], criterion: str, ratio: float, init: str = "const",
+             tune: str = "") -> dict[str, Any] | None:
+    """The job's (criterion, ratio) row with the total schedule, neuron granularity, ``init`` and finetune
+    ``tune`` ("": the job's own; "teacher": a distilled row; the baseline is never distilled)."""
+    tune = "" if criterion == "baseline" else tune
     for r in job["rows"]:
         if r["criterion"] == criterion and abs(r["ratio"] - ratio) < 1e-9 and r.get("schedule", "total") == "total" \
-                and r.get("granularity", "neuron") == "neuron" and not r.get("tune") \
+                and r.get("granularity", "neuron") == "neuron" and r.get("tune", "") == tune \
                 and (r["init"] == init or criterion in ("baseline", "prune")):
             return r
     return None
@@ -76,9 +78,10 @@ def _ci(ci: tuple[float, float] | None) -> str:
     return "–" if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}] pts"
 
 
-def target_lines(job: dict[str, Any]) -> list[str]:
-    """The brief's targets on one network (50 % combined graft + finetune vs the ungrafted baseline)."""
-    base, g = find_row(job, "baseline", 0.0), find_row(job, "combined", 0.5)
+def target_lines(job: dict[str, Any], tune: str = "") -> list[str]:
+    """The brief's targets on one network (50 % combined graft + finetune vs the ungrafted baseline); ``tune``
+    picks the finetune of the grafted rows compared ("teacher": the distilled rows of a net without labels)."""
+    base, g = find_row(job, "baseline", 0.0), find_row(job, "combined", 0.5, tune=tune)
     if base is None or g is None:
         return ["(no baseline / combined 50 % rows: targets not evaluated)"]
     who = verifier_name(g.get("complete_backend", "neuralsat"))
@@ -102,7 +105,8 @@ def target_lines(job: dict[str, Any]) -> list[str]:
         out.append(f"| certified gap RA − VA ≤ 5 pts (grafted; PGD RA on the same {n} verification images) | "
                    f"{g[ra_key]:.1f} − {g[key]:.1f} = {gap:.1f} | "
                    f"{verdict(gap, ci, 5, False, f'over by {gap - 5:.1f} pts')} | {_ci(ci)} | – |")
-    for o in [r for r in job["rows"] if r["criterion"] in ("random", "prune") and abs(r["ratio"] - 0.5) < 1e-9]:
+    for o in [r for r in job["rows"] if r["criterion"] in ("random", "prune") and abs(r["ratio"] - 0.5) < 1e-9
+              and r.get("tune", "") == tune]:
         other = o["criterion"] + (", λ over the requested picks" if o.get("schedule", "total") == "target"
                                   and o["criterion"] == "prune" else "")
         for k in ("va_nsat", "va_crown"):
