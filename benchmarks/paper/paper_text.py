@@ -97,9 +97,8 @@ def notes(data: dict[str, Any] | None = None) -> list[str]:
               "of the certified-gap target." if heldout else
               "- **VA vs SA/RA images differ.** VA is measured on ERAN MNIST/CIFAR *test* images, SA/RA on the "
               "held-out mnist5k split (ResNet-2B: on ERAN CIFAR images 50–99), so RA − VA mixes two image sets.")
-    distilled = (" Its *distilled* rows are finetuned from the original network instead (`finetune --teacher`: "
-                 "FAT on the 50 scoring images without their labels, soft targets only, 40 epochs): what a net "
-                 "whose training set is not at hand can still recover." if heldout else "")
+    distilled = (" Its *distilled* rows (see its table's note) are finetuned from the original network without "
+                 "labels: what a net whose training set is not at hand can still recover." if heldout else "")
     return ["## Honest notes", "",
             "- **Scale.** The paper trains on 60k MNIST images for ~100+ epochs on a GPU and verifies 1000 images "
             f"with α,β-CROWN at 300 s each. Here: {sizes}. Absolute numbers are not "

@@ -38,7 +38,7 @@ from .nets import Splits, subset
 
 __all__ = ["Variant", "Row", "variants_of", "machine", "per_instance", "DISTIL_EPOCHS"]
 
-#: epochs of a distilled row (50 images: about as many steps as 4 epochs on 4000 would be, at batch 64 a tenth)
+#: epochs of a distilled row: what bench_teacher measured on ResNet-2B's 50 images (benchmarks/results/teacher.md)
 DISTIL_EPOCHS = 40
 
 
