@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 __all__ = ["Budget", "NetJob", "Mode", "MODES", "CRITERIA", "CIFAR_MEAN", "CIFAR_STD", "settings_key",
-           "fingerprint_fields", "complete_backend", "SWEEP_RATIOS"]
+           "fingerprint_fields", "complete_backend", "SWEEP_RATIOS", "DISTIL_EPOCHS"]
 
 #: The rows of the paper's Table 1 we can build: ours (combined), the two one-score
 #: ablations of Table 2, random grafting and pruning (a = b = 0 fixed, Table 5).
@@ -147,6 +147,8 @@ SWEEP_RATIOS = tuple(k / 10 for k in range(1, 10))
 #: the rows of the paper's Table 1 that every table1 network verifies completely (issue 15, scope 1)
 _T1_COMPLETE = (("baseline", 0.0), ("combined", 0.25), ("combined", 0.5), ("combined", 0.75),
                 ("instability", 0.5), ("significance", 0.5), ("random", 0.5), ("prune", 0.5))
+#: epochs of a distilled row: what bench_teacher measured on ResNet-2B's 50 images (benchmarks/results/teacher.md)
+DISTIL_EPOCHS = 40
 #: distilled from the original (no labels): what a net without its training set can still get (issue 15, scope 5)
 _DISTILLED = tuple(("combined", r, "const", "total", "neuron", "teacher") for r in (0.25, 0.5, 0.75)) \
     + (("random", 0.5, "const", "total", "neuron", "teacher"),)
@@ -181,8 +183,9 @@ TABLE1 = Mode("table1", Budget(n_train=4000, n_heldout=1000, train_epochs=20, fi
                    finetune=False, lirpa_method="crown", nsat=_T1_COMPLETE + (("combined", 0.5, "teacher"),),
                    note="VNN-COMP cifar2020 ResNet-2B, NOT finetuned with labels (no CIFAR training set here); the "
                         "*distilled* rows are finetuned from the original network instead (`finetune --teacher`: "
-                        "FAT on the 50 scoring images without their labels, soft targets only, 40 epochs); lirpa "
-                        "column by CROWN: α-CROWN on one instance CROWN could not prove ran over 300 s here; n is "
+                        "FAT on the 50 scoring images without their labels, soft targets only, "
+                        f"{DISTIL_EPOCHS} epochs); lirpa column by CROWN: α-CROWN on one instance CROWN could not "
+                        "prove ran over 300 s here; n is "
                         "capped by the data: of ERAN's 100 CIFAR images half score the neurons (and are the "
                         "distillation's images), the other 50 are every VA instance and the SA/RA images; init fit "
                         "rows (CROWN only) show what a fitted line saves"),

@@ -33,13 +33,10 @@ from graftonnx.train import EvalConfig, TrainConfig, evaluate
 from graftonnx.train.api import finetune
 from graftonnx.verify import Verdict, read_instances
 
-from .config import Mode, NetJob
+from .config import DISTIL_EPOCHS, Mode, NetJob
 from .nets import Splits, subset
 
-__all__ = ["Variant", "Row", "variants_of", "machine", "per_instance", "DISTIL_EPOCHS"]
-
-#: epochs of a distilled row: what bench_teacher measured on ResNet-2B's 50 images (benchmarks/results/teacher.md)
-DISTIL_EPOCHS = 40
+__all__ = ["Variant", "Row", "variants_of", "machine", "per_instance"]
 
 
 @dataclass(frozen=True)
